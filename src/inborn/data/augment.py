@@ -1,0 +1,32 @@
+"""Batched augmentation on the device: random crop with zero padding, horizontal flip."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop_flip(
+    x: torch.Tensor, padding: int = 0, flip: bool = False, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Crop each image at its own random offset inside a zero-padded copy, then flip half.
+
+    One gather for the whole batch: no per-image Python loop.
+    """
+    n, _, h, w = x.shape
+    if padding > 0:
+        padded = F.pad(x, (padding, padding, padding, padding))
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(x.device)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device="cpu").to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+        x = padded[
+            torch.arange(n, device=x.device)[:, None, None, None],
+            torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+            rows[:, None, :, None],
+            cols[:, None, None, :],
+        ]
+    if flip:
+        do_flip = torch.rand(n, generator=generator, device="cpu").to(x.device) < 0.5
+        x = torch.where(do_flip[:, None, None, None], x.flip(3), x)
+    return x

@@ -1,0 +1,9 @@
+"""User-facing errors: the CLI prints them as one line and exits non-zero."""
+
+
+class InbornError(Exception):
+    """A problem with what the user asked for (bad path, unknown name, bad value).
+
+    Library code raises it with a message that names what was expected where; the
+    CLI turns it into `inborn: error: <message>` and exit status 2, never a traceback.
+    """

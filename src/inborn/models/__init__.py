@@ -1,0 +1,55 @@
+"""The model zoo: `create_model(name, ...)` builds any registered model.
+
+Every model takes pixels in [0, 1] and returns logits; its normalisation is its first layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn as nn
+
+# Importing the family modules registers them.
+from inborn.models import frankle  # noqa: F401
+from inborn.models.layers import Classifier, Normalize
+from inborn.models.registry import model_entry, model_names, register_model
+
+__all__ = ["Classifier", "Normalize", "create_model", "list_models", "model_names", "register_model"]
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    width: float = 1.0,
+    image_size: int = 32,
+    affine_bn: bool = True,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    **kwargs,
+) -> Classifier:
+    """Build a registered model with its normalisation inside.
+
+    `mean`/`std` default to the identity (no normalisation); pass the data set's own.
+    `affine_bn=False` makes every BatchNorm non-affine (no learnable scale or shift).
+    """
+    from inborn.errors import InbornError
+
+    entry = model_entry(name)
+    if width <= 0:
+        raise InbornError(f"width must be positive, got {width}")
+    mean = tuple(mean) if mean is not None else (0.0,) * in_channels
+    std = tuple(std) if std is not None else (1.0,) * in_channels
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise InbornError(f"mean/std need {in_channels} values, one per input channel")
+    body = entry.fn(
+        num_classes=num_classes, in_channels=in_channels, width=width,
+        image_size=image_size, affine_bn=affine_bn, **kwargs,
+    )
+    return Classifier(body, mean, std)
+
+
+def list_models() -> list[tuple[str, str, str]]:
+    """(name, family, summary) for every registered model."""
+    return [(n, model_entry(n).family, model_entry(n).summary) for n in model_names()]
