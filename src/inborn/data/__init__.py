@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 # Importing the loader modules registers them.
-from inborn.data import builtin  # noqa: F401
+from inborn.data import builtin, cifar, imagefolder, mnist_idx, svhn  # noqa: F401
 from inborn.data.augment import random_crop_flip
 from inborn.data.base import (
-    DataSplits,
     DatasetInfo,
+    DataSplits,
     TensorSplit,
     dataset_entry,
     dataset_names,
@@ -22,7 +22,9 @@ __all__ = [
 ]
 
 
-def load_data(name: str, root: str | Path | None = None, *, val_fraction: float = 0.1, seed: int = 0) -> DataSplits:
+def load_data(
+    name: str, root: str | Path | None = None, *, val_fraction: float = 0.1, seed: int = 0
+) -> DataSplits:
     """Load a data set as train / validation / test splits.
 
     The validation split is a seeded hold-out from train, used for model selection;

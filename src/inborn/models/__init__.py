@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn as nn
-
 # Importing the family modules registers them.
-from inborn.models import frankle  # noqa: F401
+from inborn.models import densenet, frankle, mobilenet_v2, preact_resnet, resnet, vgg, wide_resnet  # noqa: F401
 from inborn.models.layers import Classifier, Normalize
 from inborn.models.registry import model_entry, model_names, register_model
 

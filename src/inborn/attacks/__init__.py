@@ -1,0 +1,68 @@
+"""Attacks with one call, `attack(model, x, y) -> x_adv`, and a factory by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inborn.attacks.autoattack import AutoAttack
+from inborn.attacks.base import Attack, margin_loss, model_mode
+from inborn.attacks.pgd import PGD, EOTPGD, CWLinf
+from inborn.attacks.single_step import FGSM, RFGSM, StepLL
+from inborn.errors import InbornError
+
+__all__ = [
+    "ATTACKS", "PGD", "EOTPGD", "FGSM", "RFGSM", "Attack", "AutoAttack", "CWLinf", "StepLL",
+    "build_attack", "margin_loss", "model_mode",
+]
+
+# name -> (class, fixed keyword arguments, summary)
+ATTACKS: dict[str, tuple[type[Attack], dict[str, Any], str]] = {
+    "fgsm": (FGSM, {}, "fast gradient sign method, one step of ε"),
+    "rfgsm": (RFGSM, {}, "random sign step of ε/2, then a gradient step of ε/2"),
+    "stepll": (StepLL, {}, "one step towards the least-likely class"),
+    "pgd": (PGD, {}, "PGD L-inf with random start (--steps, --step-size, --restarts)"),
+    "pgd-l2": (PGD, {"norm": "l2"}, "PGD in the L2 ball"),
+    "cw": (CWLinf, {}, "PGD L-inf on the CW margin loss"),
+    "eot-pgd": (EOTPGD, {}, "PGD with gradients averaged over the model's randomness"),
+    "fgsm-rs": (PGD, {"steps": 1, "random_start": True}, "FGSM from a random start, step 1.25 ε (training)"),
+    "autoattack": (AutoAttack, {"version": "standard"}, "AutoAttack standard (pyautoattack)"),
+    "autoattack-rand": (AutoAttack, {"version": "rand"}, "AutoAttack for randomised defences (APGD + EOT)"),
+}
+
+_ITERATIVE = {"pgd", "pgd-l2", "cw", "eot-pgd"}
+
+
+def build_attack(
+    name: str,
+    eps: float,
+    *,
+    steps: int | None = None,
+    step_size: float | None = None,
+    restarts: int = 1,
+    early_stop: bool = False,
+    eot_samples: int | None = None,
+    **kw: Any,
+) -> Attack:
+    """Build an attack by name with ε in pixel units.
+
+    Iterative attacks default to 20 steps of ε/4 (PGD-20 at 8/255 takes steps of 2/255, as in
+    the RST paper); FGSM-RS takes its step of 1.25 ε (Wong et al. 2020).
+    """
+    if name not in ATTACKS:
+        raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    if eps < 0:
+        raise InbornError(f"ε must be >= 0, got {eps}")
+    cls, fixed, _ = ATTACKS[name]
+    args: dict[str, Any] = {**fixed, **kw, "restarts": restarts}
+    if name in _ITERATIVE:
+        args["steps"] = 20 if steps is None else steps
+        if args["steps"] < 1:
+            raise InbornError(f"steps must be >= 1, got {args['steps']}")
+        args["step_size"] = eps / 4 if step_size is None else step_size
+        args["early_stop"] = early_stop
+        if eot_samples is not None:
+            args["eot_samples"] = eot_samples
+    elif name == "fgsm-rs":
+        args["step_size"] = 1.25 * eps if step_size is None else step_size
+        args["track_best"] = False
+    return cls(eps, **args)

@@ -1,0 +1,148 @@
+"""The results database: one SQLite file indexing every run and every evaluation result.
+
+WAL mode and a busy timeout let several processes write at once without losing rows;
+each write is its own short IMMEDIATE transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from inborn.errors import InbornError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    data TEXT,
+    arch TEXT,
+    adv TEXT,
+    eps REAL,
+    seed INTEGER,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_path TEXT NOT NULL,
+    split TEXT NOT NULL,
+    attack TEXT NOT NULL,
+    eps REAL NOT NULL,
+    steps INTEGER NOT NULL DEFAULT 0,
+    n INTEGER NOT NULL,
+    clean_acc REAL NOT NULL,
+    robust_acc REAL NOT NULL,
+    hrs REAL NOT NULL,
+    created REAL NOT NULL,
+    extra TEXT,
+    PRIMARY KEY (run_path, split, attack, eps, steps, n)
+);
+"""
+
+RUN_COLUMNS = ["path", "kind", "data", "arch", "adv", "eps", "seed", "status", "created", "updated"]
+RESULT_COLUMNS = ["run_path", "split", "attack", "eps", "steps", "n", "clean_acc", "robust_acc", "hrs", "created"]
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("INBORN_DB", "runs/inborn.db"))
+
+
+class ResultsDB:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self._initialised = False
+
+    @contextmanager
+    def connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        if not write and not self.path.exists():
+            raise InbornError(f"no results database at {str(self.path)!r} (run `inborn train` first or pass --db)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as e:
+            raise InbornError(f"cannot open results database {str(self.path)!r}: {e}") from e
+        try:
+            conn.execute("PRAGMA busy_timeout = 60000")
+            if write and not self._initialised:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(_SCHEMA)
+                self._initialised = True
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise InbornError(f"results database {str(self.path)!r}: {e}") from e
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def upsert_run(self, path: str | Path, *, kind: str, status: str, config: dict[str, Any],
+                   summary: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        path = str(Path(path).resolve())
+        with self.connect(write=True) as c:
+            c.execute(
+                """INSERT INTO runs (path, kind, data, arch, adv, eps, seed, status, created, updated, summary)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET kind=excluded.kind, data=excluded.data,
+                     arch=excluded.arch, adv=excluded.adv, eps=excluded.eps, seed=excluded.seed,
+                     status=excluded.status, updated=excluded.updated,
+                     summary=COALESCE(excluded.summary, runs.summary)""",
+                (path, kind, config.get("data"), config.get("arch"), config.get("adv"), config.get("eps"),
+                 config.get("seed"), status, now, now, json.dumps(summary) if summary is not None else None),
+            )
+
+    def add_results(self, rows: list[dict[str, Any]]) -> None:
+        now = time.time()
+        with self.connect(write=True) as c:
+            c.executemany(
+                """INSERT OR REPLACE INTO results
+                   (run_path, split, attack, eps, steps, n, clean_acc, robust_acc, hrs, created, extra)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(str(Path(r["run_path"]).resolve()), r["split"], r["attack"], float(r["eps"]),
+                  int(r.get("steps") or 0), int(r["n"]), float(r["clean_acc"]), float(r["robust_acc"]),
+                  float(r["hrs"]), now, json.dumps(r.get("extra") or {})) for r in rows],
+            )
+
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._select("runs", RUN_COLUMNS, filters, "created")
+
+    def results(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._select("results", RESULT_COLUMNS, filters, "created")
+
+    def _select(self, table: str, columns: list[str], filters: dict[str, Any], order: str) -> list[dict[str, Any]]:
+        where, args = [], []
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key not in columns:
+                raise InbornError(f"cannot filter {table} on {key!r}; columns: {', '.join(columns)}")
+            if isinstance(value, str) and any(ch in value for ch in "*?"):
+                where.append(f"{key} GLOB ?")
+            else:
+                where.append(f"{key} = ?")
+            args.append(value)
+        sql = f"SELECT {', '.join(columns)} FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order}"
+        try:
+            with self.connect() as c:
+                return [dict(zip(columns, row, strict=True)) for row in c.execute(sql, args)]
+        except InbornError as e:
+            if "no such table" in str(e):
+                return []
+            raise

@@ -1,0 +1,120 @@
+"""A run directory: everything needed to reproduce and reload one run.
+
+    config.yaml          the resolved configuration, the model spec and the environment
+    metrics.jsonl        one line per epoch (a mirror of the checkpoint's history)
+    checkpoint.safetensors  the last complete epoch: weights, optimiser state, history
+    model.safetensors    the selected model (best on validation), what `inborn.load` reads
+    summary.json         the final figures
+    eval.json            the latest `inborn eval` result
+Every file is written atomically; tensors go through safetensors, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from inborn.errors import InbornError
+from inborn.io import atomic_write, atomic_write_json, atomic_write_text
+
+
+def environment() -> dict[str, str]:
+    from inborn import __version__
+
+    return {
+        "inborn": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "cuda": str(torch.version.cuda),
+    }
+
+
+class RunDir:
+    CONFIG = "config.yaml"
+    METRICS = "metrics.jsonl"
+    CHECKPOINT = "checkpoint.safetensors"
+    MODEL = "model.safetensors"
+    SUMMARY = "summary.json"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # -- config --------------------------------------------------------------
+    def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:
+        doc = {"kind": kind, "config": config, "model": model_spec, "env": environment()}
+        atomic_write_text(self.file(self.CONFIG), yaml.safe_dump(doc, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        path = self.file(self.CONFIG)
+        if not self.path.is_dir():
+            raise InbornError(f"run directory {str(self.path)!r} does not exist")
+        if not path.exists():
+            raise InbornError(f"{str(self.path)!r} is not a run directory (no {self.CONFIG})")
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise InbornError(f"{str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from e
+        if not isinstance(doc, dict) or "model" not in doc or "config" not in doc:
+            raise InbornError(f"{str(path)!r} is not an inborn run config (needs 'config' and 'model')")
+        return doc
+
+    # -- metrics ---------------------------------------------------------------
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(h, sort_keys=True) + "\n" for h in history)
+        atomic_write_text(self.file(self.METRICS), text)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.file(self.METRICS)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.file(self.SUMMARY), summary)
+
+    def read_summary(self) -> dict[str, Any]:
+        path = self.file(self.SUMMARY)
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    # -- tensors ---------------------------------------------------------------
+    def save_model(self, model: torch.nn.Module, model_spec: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        meta = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {})}
+        atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=meta))
+
+    def save_checkpoint(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        meta = {"inborn_state": json.dumps(state, sort_keys=True)}
+        atomic_write(self.file(self.CHECKPOINT), lambda p: save_file(tensors, str(p), metadata=meta))
+
+    def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        path = self.file(self.CHECKPOINT)
+        if not path.exists():
+            return None
+        tensors, meta = read_safetensors(path)
+        return tensors, json.loads(meta.get("inborn_state", "{}"))
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors and metadata; a corrupt or foreign file is a one-line InbornError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise InbornError(f"no checkpoint at {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InbornError(f"{str(path)!r} is not a readable safetensors file ({str(e).splitlines()[0]})") from e

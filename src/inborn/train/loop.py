@@ -1,0 +1,254 @@
+"""Natural and adversarial training of any zoo model, resumable at epoch boundaries.
+
+Read top to bottom: set up, (maybe) restore, then for each epoch train, validate, select,
+checkpoint. Every epoch reseeds from (seed, epoch), so `--resume` replays exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from inborn.analysis.evaluate import evaluate
+from inborn.attacks import Attack, build_attack
+from inborn.data import DataSplits, load_data, random_crop_flip
+from inborn.device import autocast, prepare_model, resolve_device
+from inborn.errors import InbornError
+from inborn.models import create_model
+from inborn.seeding import epoch_seed, seed_everything
+from inborn.store import ResultsDB, RunDir
+from inborn.train.config import TrainConfig
+from inborn.train.schedules import learning_rate
+
+
+def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
+    """Everything `create_model` needs to rebuild this network, stored with every checkpoint."""
+    info = splits.info
+    return {
+        "arch": cfg.arch, "num_classes": info.num_classes, "in_channels": info.in_channels,
+        "image_size": info.image_size, "width": cfg.width, "affine_bn": cfg.affine_bn,
+        "mean": list(info.mean), "std": list(info.std), "kwargs": dict(cfg.model_kwargs),
+    }
+
+
+def build_model(spec: dict[str, Any]) -> nn.Module:
+    return create_model(
+        spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
+        image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
+        mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
+    )
+
+
+def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
+    """The attack that makes training examples; `free` is handled inside the loop."""
+    if cfg.adv in ("none", "free"):
+        return None
+    name = {"pgd": "pgd", "fgsm": "fgsm", "fgsm-rs": "fgsm-rs"}[cfg.adv]
+    steps = cfg.adv_steps if cfg.adv == "pgd" else None
+    attack = build_attack(name, eps, steps=steps, step_size=cfg.adv_step_size, mode=cfg.adv_mode)
+    if hasattr(attack, "track_best"):
+        attack.track_best = False  # the plain last iterate, as PGD-AT does
+    return attack
+
+
+def _set_eps(attack: Attack, eps: float, full_eps: float) -> None:
+    """Scale ε (and the step with it) during the ε warm-up."""
+    if hasattr(attack, "step_size") and attack.eps > 0:
+        attack.step_size *= eps / attack.eps
+    elif hasattr(attack, "step_size"):
+        attack.step_size = 0.0
+    attack.eps = eps
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    db: ResultsDB | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a model as `cfg` says into the run directory `out`; returns the run's summary."""
+    run = RunDir(out)
+    if resume:
+        cfg = TrainConfig.from_dict(run.read_config()["config"])
+    elif run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
+        raise InbornError(f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out")
+    cfg.validate()
+    db = db or ResultsDB()
+    device = resolve_device(cfg.device)
+    splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    info = splits.info
+    eps = info.default_eps if cfg.eps is None else cfg.eps
+    cfg.eps = eps
+
+    seed_everything(cfg.seed)
+    spec = model_spec_for(cfg, splits)
+    model = prepare_model(build_model(spec), device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov)
+
+    start_epoch, history, best = 0, [], {"epoch": -1, "score": float("-inf")}
+    if resume and (ckpt := run.load_checkpoint()) is not None:
+        tensors, state = ckpt
+        restore_training_state(model, opt, tensors)
+        start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
+    if not resume or start_epoch == 0:
+        run.write_config(cfg.to_dict(), spec, kind="train")
+    db.upsert_run(run.path, kind="train", status="running", config=cfg.to_dict())
+
+    attack = training_attack(cfg, eps)
+    iters = max(1, -(-len(splits.train) // cfg.batch_size))
+    free_delta: torch.Tensor | None = None
+    for epoch in range(start_epoch, cfg.epochs):
+        seed = epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model.train()
+        t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
+        batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
+        bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for i, (x, y) in enumerate(bar):
+            progress_epochs = epoch + i / iters
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg.schedule, cfg.lr, progress_epochs, cfg.epochs, cfg.milestones)
+            if cfg.augment:
+                x = random_crop_flip(x, info.crop_padding, info.flip, generator=gen)
+            cur_eps = eps * min(1.0, progress_epochs / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs > 0 else eps
+            if cfg.adv == "free":
+                loss, logits, free_delta = _free_step(model, opt, x, y, cur_eps, cfg, free_delta, params)
+            else:
+                if attack is not None:
+                    _set_eps(attack, cur_eps, eps)
+                    x = attack(model, x, y)
+                    model.train()
+                with autocast(device, cfg.amp):
+                    logits = model(x).float()
+                loss = F.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += logits.argmax(1).eq(y).sum().item()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        free_delta = None  # restart the free perturbation each epoch so resume replays exactly
+
+        record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                  "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+        record.update(validate(model, splits, cfg, eps))
+        history.append(record)
+        if record["select_score"] > best["score"]:
+            best = {"epoch": epoch, "score": record["select_score"]}
+            run.save_model(model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
+        run.save_checkpoint(training_state(model, opt), {"epoch": epoch, "history": history, "best": best})
+        run.write_metrics(history)
+        if progress:
+            tqdm.write(_epoch_line(record, cfg.epochs))
+
+    summary = finish(run, cfg, spec, splits, best, history, device, progress)
+    db.upsert_run(run.path, kind="train", status="complete", config=cfg.to_dict(), summary=summary)
+    db.add_results([{
+        "run_path": run.path, "split": "test", "attack": "pgd", "eps": eps, "steps": cfg.test_attack_steps,
+        "n": summary["test"]["n"], "clean_acc": summary["test"]["clean_acc"],
+        "robust_acc": summary["test"]["robust_acc"], "hrs": summary["test"]["hrs"],
+    }])
+    return summary
+
+
+def _free_step(model, opt, x, y, eps, cfg, delta, params):
+    """Free adversarial training (Shafahi et al. 2019): replay the batch, one backward feeds
+    both the weights and the perturbation, which carries over to the next batch."""
+    if delta is None or delta.shape[1:] != x.shape[1:]:
+        delta = torch.zeros_like(x[:1]).expand_as(x).clone()
+    if len(delta) < len(x):
+        delta = torch.cat([delta, torch.zeros_like(x[: len(x) - len(delta)])])
+    d = delta[: len(x)]
+    for _ in range(cfg.free_replays):
+        x_adv = (x + d).clamp(0, 1).requires_grad_(True)
+        with autocast(x.device, cfg.amp):
+            logits = model(x_adv).float()
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        d = (d + eps * x_adv.grad.sign()).clamp(-eps, eps).detach()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+    delta = delta.clone()
+    delta[: len(x)] = d
+    return loss.detach(), logits.detach(), delta
+
+
+def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float) -> dict[str, Any]:
+    """Validation figures and the score that selects the checkpoint (robust accuracy for
+    adversarial runs, clean accuracy for natural ones). The test split is not touched."""
+    if len(splits.val) == 0:
+        return {"select_on": "last_epoch", "select_score": 0.0}
+    if cfg.adv == "none":
+        res = evaluate(model, splits.val, attacks=[], eps=[])
+        return {"val_clean_acc": res["clean_acc"], "select_on": "val_clean_acc", "select_score": res["clean_acc"]}
+    res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0)
+    robust = res["results"][0]["robust_acc"]
+    return {"val_clean_acc": res["clean_acc"], "val_robust_acc": robust,
+            "select_on": f"val_pgd{cfg.select_attack_steps}_acc", "select_score": robust}
+
+
+def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSplits, best: dict[str, Any],
+           history: list[dict[str, Any]], device: torch.device, progress: bool) -> dict[str, Any]:
+    """Test the selected checkpoint once (PGD at the run's ε) and write the summary."""
+    from inborn.api import load
+
+    model = load(run.path, device=device)
+    res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
+                   seed=0, progress=progress)
+    row = res["results"][0]
+    summary = {
+        "kind": "train", "arch": cfg.arch, "data": cfg.data, "adv": cfg.adv, "eps": cfg.eps,
+        "epochs": cfg.epochs, "best_epoch": best["epoch"], "selected_on": history[-1]["select_on"],
+        "test": {"n": res["n"], "clean_acc": res["clean_acc"], "attack": f"pgd-{cfg.test_attack_steps}",
+                 "robust_acc": row["robust_acc"], "hrs": row["hrs"]},
+        "train_seconds": sum(h["seconds"] for h in history),
+    }
+    run.write_summary(summary)
+    return summary
+
+
+def training_state(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Weights and buffers plus SGD momentum, keyed by parameter name (safetensors, no pickle)."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            buf = opt.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                tensors[f"momentum.{names[id(p)]}"] = buf
+    return tensors
+
+
+def restore_training_state(model: nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    device = next(model.parameters()).device
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    params = dict(model.named_parameters())
+    for key, buf in tensors.items():
+        if key.startswith("momentum."):
+            opt.state[params[key[9:]]]["momentum_buffer"] = buf.to(device)
+
+
+def _epoch_line(r: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {r['epoch'] + 1}/{epochs}", f"loss {r['train_loss']:.3f}", f"train {r['train_acc']:.3f}"]
+    if "val_clean_acc" in r:
+        parts.append(f"val clean {r['val_clean_acc']:.3f}")
+    if "val_robust_acc" in r:
+        parts.append(f"val robust {r['val_robust_acc']:.3f}")
+    parts.append(f"{r['seconds']:.0f}s")
+    return " | ".join(parts)
