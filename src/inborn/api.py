@@ -31,7 +31,8 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
     stored = json.loads(meta.get("inborn_model", "{}"))
     if stored and stored.get("arch") != spec.get("arch"):
         raise InbornError(
-            f"checkpoint {str(path)!r} belongs to model {stored.get('arch')!r}, but the run config says {spec.get('arch')!r}"
+            f"checkpoint {str(path)!r} belongs to model {stored.get('arch')!r}, "
+            f"but the run config says {spec.get('arch')!r}"
         )
     model = build_model(spec)
     load_weights(model, tensors, str(path))

@@ -6,7 +6,7 @@ from typing import Any
 
 from inborn.attacks.autoattack import AutoAttack
 from inborn.attacks.base import Attack, margin_loss, model_mode
-from inborn.attacks.pgd import PGD, EOTPGD, CWLinf
+from inborn.attacks.pgd import EOTPGD, PGD, CWLinf
 from inborn.attacks.single_step import FGSM, RFGSM, StepLL
 from inborn.errors import InbornError
 

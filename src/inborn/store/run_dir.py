@@ -87,7 +87,9 @@ class RunDir:
         return json.loads(path.read_text()) if path.exists() else {}
 
     # -- tensors ---------------------------------------------------------------
-    def save_model(self, model: torch.nn.Module, model_spec: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    def save_model(
+        self, model: torch.nn.Module, model_spec: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         meta = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {})}
         atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=meta))

@@ -57,13 +57,11 @@ def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
     return attack
 
 
-def _set_eps(attack: Attack, eps: float, full_eps: float) -> None:
-    """Scale ε (and the step with it) during the ε warm-up."""
-    if hasattr(attack, "step_size") and attack.eps > 0:
-        attack.step_size *= eps / attack.eps
-    elif hasattr(attack, "step_size"):
-        attack.step_size = 0.0
+def _set_eps(attack: Attack, eps: float, step_per_eps: float | None) -> None:
+    """Set ε (and the step in proportion) during the ε warm-up."""
     attack.eps = eps
+    if step_per_eps is not None:
+        attack.step_size = step_per_eps * eps
 
 
 def train(
@@ -79,7 +77,9 @@ def train(
     if resume:
         cfg = TrainConfig.from_dict(run.read_config()["config"])
     elif run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
-        raise InbornError(f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out")
+        raise InbornError(
+            f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out"
+        )
     cfg.validate()
     db = db or ResultsDB()
     device = resolve_device(cfg.device)
@@ -105,6 +105,7 @@ def train(
     db.upsert_run(run.path, kind="train", status="running", config=cfg.to_dict())
 
     attack = training_attack(cfg, eps)
+    step_per_eps = attack.step_size / eps if attack is not None and hasattr(attack, "step_size") and eps > 0 else None
     iters = max(1, -(-len(splits.train) // cfg.batch_size))
     free_delta: torch.Tensor | None = None
     for epoch in range(start_epoch, cfg.epochs):
@@ -126,7 +127,7 @@ def train(
                 loss, logits, free_delta = _free_step(model, opt, x, y, cur_eps, cfg, free_delta, params)
             else:
                 if attack is not None:
-                    _set_eps(attack, cur_eps, eps)
+                    _set_eps(attack, cur_eps, step_per_eps)
                     x = attack(model, x, y)
                     model.train()
                 with autocast(device, cfg.amp):

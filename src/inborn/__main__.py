@@ -1,0 +1,5 @@
+import sys
+
+from inborn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,113 @@
+"""`inborn eval RUN_DIR`: clean and robust accuracy per attack and ε, worst case, HRS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from inborn.cli.common import format_table, parse_eps_list, parse_names
+from inborn.errors import InbornError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run under attack",
+                       description="Evaluate a run's selected model on clean and adversarial examples.")
+    p.add_argument("run_dir", help="a run directory made by inborn train")
+    p.add_argument("--attack", default="pgd", help="comma-separated attacks (see `inborn attacks`), default pgd")
+    p.add_argument("--eps", help="comma-separated ε in pixel units, e.g. 0.1,0.2,0.3 or 8/255 (default: the run's ε)")
+    p.add_argument("--steps", type=int, default=20, help="iterations of iterative attacks (default 20)")
+    p.add_argument("--step-size", help="step in pixel units (default ε/4)")
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--eot", type=int, help="gradient samples per step for eot-pgd (default 10)")
+    p.add_argument("--n", type=int, help="evaluate the first N images of the split")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--no-early-stop", action="store_true", help="keep attacking samples already misclassified")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir", help="override the data directory stored in the run")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from inborn.analysis.evaluate import evaluate
+    from inborn.analysis.plots import plot_robustness_curve
+    from inborn.api import load
+    from inborn.attacks import ATTACKS
+    from inborn.cli.common import parse_eps
+    from inborn.data import load_data
+    from inborn.device import resolve_device
+    from inborn.io import atomic_write_json
+    from inborn.store import ResultsDB, RunDir
+
+    # Check everything the user typed before touching the run or the database.
+    attacks = parse_names(args.attack)
+    for name in attacks:
+        if name not in ATTACKS:
+            raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    if args.steps < 1:
+        raise InbornError(f"--steps must be >= 1, got {args.steps}")
+    eps_list = parse_eps_list(args.eps) if args.eps else None
+    step_size = parse_eps(args.step_size) if args.step_size else None
+    run = RunDir(args.run_dir)
+    doc = run.read_config()
+    device = resolve_device(args.device)
+    model = load(run.path, device=device)
+    cfg = doc["config"]
+    splits = load_data(cfg["data"], args.data_dir or cfg.get("data_dir"),
+                       val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0))
+    if eps_list is None:
+        eps_list = [cfg.get("eps") if cfg.get("eps") is not None else splits.info.default_eps]
+
+    t0 = time.time()
+    extra = {"eot_samples": args.eot} if args.eot else {}
+    result = evaluate(
+        model, getattr(splits, args.split), attacks=attacks, eps=eps_list, steps=args.steps,
+        step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
+        seed=args.seed, early_stop=not args.no_early_stop, progress=not args.quiet, **extra,
+    )
+    result.update({"run": str(run.path), "split": args.split, "seconds": time.time() - t0,
+                   "data": cfg["data"], "arch": doc["model"]["arch"]})
+    if len(eps_list) > 1:
+        png = run.file("eval_robust_vs_eps.png")
+        plot_robustness_curve(result, png, title=f"{doc['model']['arch']} on {cfg['data']} ({args.split})")
+        result["plot"] = str(png)
+    atomic_write_json(run.file("eval.json"), result)
+    ResultsDB(args.db).add_results([
+        {"run_path": run.path, "split": args.split, "attack": r["attack"], "eps": r["eps"], "steps": r["steps"],
+         "n": result["n"], "clean_acc": result["clean_acc"], "robust_acc": r["robust_acc"], "hrs": r["hrs"],
+         "extra": {"warnings": r.get("warnings", [])}}
+        for r in result["results"]
+    ] + [
+        {"run_path": run.path, "split": args.split, "attack": "worst:" + "+".join(attacks), "eps": w["eps"],
+         "steps": args.steps, "n": result["n"], "clean_acc": result["clean_acc"], "robust_acc": w["robust_acc"],
+         "hrs": w["hrs"]}
+        for w in result["worst_case"] if len(attacks) > 1
+    ])
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render(result))
+    return 0
+
+
+def render(result: dict) -> str:
+    rows = [{"attack": r["attack"], "eps": r["eps"], "steps": r["steps"] or "-", "clean": result["clean_acc"],
+             "robust": r["robust_acc"], "HRS": r["hrs"]} for r in result["results"]]
+    if len({r["attack"] for r in result["results"]}) > 1:
+        rows += [{"attack": "worst case", "eps": w["eps"], "steps": "-", "clean": result["clean_acc"],
+                  "robust": w["robust_acc"], "HRS": w["hrs"]} for w in result["worst_case"]]
+    lines = [f"{result['arch']} on {result['data']} ({result['split']}, {result['n']} images, "
+             f"{result['seconds']:.0f}s)", format_table(rows)]
+    for r in result["results"]:
+        for w in r.get("warnings", []):
+            lines.append(f"warning ({r['attack']} at ε={r['eps']:.4g}): {w}")
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
+    lines.append(f"saved: {Path(result['run']) / 'eval.json'}")
+    return "\n".join(lines)

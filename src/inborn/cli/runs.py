@@ -1,0 +1,46 @@
+"""`inborn runs`: the results database as a table, with filters and CSV export."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+
+from inborn.cli.common import format_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list runs or results from the results database")
+    p.add_argument("--results", action="store_true", help="list evaluation results instead of runs")
+    p.add_argument("--kind", help="filter runs by kind (train, ...)")
+    p.add_argument("--data", help="filter runs by data set")
+    p.add_argument("--arch", help="filter runs by model")
+    p.add_argument("--status", help="filter runs by status (running, complete)")
+    p.add_argument("--attack", help="filter results by attack")
+    p.add_argument("--run", help="filter by run path (glob patterns allowed)")
+    p.add_argument("--csv", action="store_true", help="write CSV to stdout")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    p.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from inborn.store import ResultsDB
+
+    db = ResultsDB(args.db)
+    if args.results:
+        rows = db.results(attack=args.attack, run_path=args.run)
+    else:
+        rows = db.runs(kind=args.kind, data=args.data, arch=args.arch, status=args.status, path=args.run)
+    for r in rows:
+        for key in ("created", "updated"):
+            if key in r and not args.csv:
+                r[key] = time.strftime("%Y-%m-%d %H:%M", time.localtime(r[key]))
+    if args.csv:
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return 0
+    print(format_table(rows))
+    return 0

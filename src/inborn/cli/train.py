@@ -1,0 +1,113 @@
+"""`inborn train`: natural or adversarial training of any zoo model into a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inborn.cli.common import parse_eps, parse_int_list
+from inborn.errors import InbornError
+
+# CLI flag -> TrainConfig field, for the flags that map one to one.
+_FIELDS = {
+    "data": "data", "data_dir": "data_dir", "arch": "arch", "width": "width", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay",
+    "schedule": "schedule", "grad_clip": "grad_clip", "adv": "adv", "adv_steps": "adv_steps",
+    "free_replays": "free_replays", "adv_mode": "adv_mode", "eps_warmup": "eps_warmup_epochs",
+    "val_fraction": "val_fraction", "seed": "seed", "device": "device",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model naturally or adversarially",
+                       description="Train any zoo model on any data set, naturally or adversarially.")
+    p.add_argument("--out", required=True, help="run directory to create (or to continue with --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch")
+    p.add_argument("--config", help="YAML file of training settings; flags given here override it")
+    p.add_argument("--data", help="data set name (see `inborn data`), default mnist5k")
+    p.add_argument("--data-dir", help="directory holding the data set's files (local data sets)")
+    p.add_argument("--arch", help="model name (see `inborn models`), default conv4")
+    p.add_argument("--width", type=float, help="channel width multiplier, default 1.0")
+    p.add_argument("--no-affine-bn", action="store_true", help="non-affine BatchNorm (no learnable scale/shift)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["multistep", "piecewise", "cosine", "constant"])
+    p.add_argument("--milestones", help="epochs at which multistep divides the lr by 10, e.g. 80,120")
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--adv", help="adversarial training: none, pgd, fgsm, fgsm-rs, free (default none)")
+    p.add_argument("--eps", help="ε in pixel units, e.g. 0.3 or 8/255 (default: the data set's usual ε)")
+    p.add_argument("--adv-steps", type=int, help="PGD steps for --adv pgd (default 7)")
+    p.add_argument("--adv-step-size", help="attack step in pixel units (default ε/4; 1.25ε for fgsm-rs)")
+    p.add_argument("--free-replays", type=int, help="minibatch replays for --adv free (default 4)")
+    p.add_argument("--adv-mode", choices=["train", "eval"], help="model mode while making training attacks")
+    p.add_argument("--eps-warmup", type=float, help="epochs over which ε ramps up linearly from 0")
+    p.add_argument("--val-fraction", type=float, help="share of train held out for model selection (0.1)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+
+def resolve_config(args: argparse.Namespace) -> Any:
+    """Defaults, then the data set's recipe, then the YAML file, then the flags given."""
+    from inborn.train import TrainConfig
+    from inborn.train.recipes import recipe_defaults
+
+    values: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise InbornError(f"config file {args.config!r} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InbornError(f"config file {args.config!r} is not valid YAML") from e
+        if not isinstance(loaded, dict):
+            raise InbornError(f"config file {args.config!r} must hold a mapping of settings")
+        values.update(loaded)
+    for flag, field in _FIELDS.items():
+        if getattr(args, flag) is not None:
+            values[field] = getattr(args, flag)
+    if args.eps is not None:
+        values["eps"] = parse_eps(args.eps)
+    if args.adv_step_size is not None:
+        values["adv_step_size"] = parse_eps(args.adv_step_size)
+    if args.milestones:
+        values["milestones"] = parse_int_list(args.milestones)
+    if args.no_affine_bn:
+        values["affine_bn"] = False
+    if args.no_augment:
+        values["augment"] = False
+    base = TrainConfig().to_dict()
+    data, adv = values.get("data", base["data"]), values.get("adv", base["adv"])
+    merged = {**base, **recipe_defaults(data, adv), **values}
+    return TrainConfig.from_dict(merged).validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from inborn.data import dataset_entry
+    from inborn.models.registry import model_entry
+    from inborn.store import ResultsDB
+    from inborn.train import train
+
+    if args.resume:
+        summary = train(None, args.out, resume=True, db=ResultsDB(args.db), progress=not args.quiet)  # type: ignore[arg-type]
+    else:
+        cfg = resolve_config(args)
+        dataset_entry(cfg.data)  # fail fast on unknown names, before anything is written
+        model_entry(cfg.arch)
+        summary = train(cfg, args.out, db=ResultsDB(args.db), progress=not args.quiet)
+    t = summary["test"]
+    print(f"run: {args.out}")
+    print(f"test ({t['n']} images): clean {t['clean_acc']:.4f} | {t['attack']} at ε={summary['eps']:.4g}: "
+          f"{t['robust_acc']:.4f} | HRS {t['hrs']:.4f} | selected epoch {summary['best_epoch'] + 1} "
+          f"on {summary['selected_on']}")
+    return 0
