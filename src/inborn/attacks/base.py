@@ -90,7 +90,8 @@ class Attack:
         # Seeded once per attack object, so successive batches draw fresh noise.
         if self.seed is not None and (self._generator is None or self._generator.device != x.device):
             self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        with model_mode(model, self.mode):
+        # enable_grad: an attack works even when called under torch.no_grad().
+        with model_mode(model, self.mode), torch.enable_grad():
             x_adv = self.perturb(model, x, y)
             # Later restarts only run on the samples that are still classified correctly.
             for _ in range(self.restarts - 1):
