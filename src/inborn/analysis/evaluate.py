@@ -58,21 +58,35 @@ def evaluate(
         raise InbornError(f"--n must be >= 1, got {n}")
     if device is None:
         device = next(model.parameters()).device
-    x, y = _tensors(data, n, device)
-    if len(x) == 0:
+    # Attacks are built once, so a seeded attack draws fresh noise batch after batch.
+    grid = [(e, name, build_attack(name, e, steps=steps if name in _ITERATIVE else None, step_size=step_size,
+                                   restarts=restarts, early_stop=early_stop, seed=seed, mode="eval"))
+            for e in eps for name in attacks]
+    clean_parts: list[torch.Tensor] = []
+    robust_parts: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(grid))}
+    warnings: dict[int, set[str]] = {i: set() for i in range(len(grid))}
+    after: dict[int, dict[str, float]] = {}
+    batches, total = _batches(data, n, batch_size, device)
+    for x, y in tqdm(batches, total=total, desc="evaluating", disable=not progress, leave=False):
+        clean_correct = predict(model, x, batch_size).eq(y)
+        clean_parts.append(clean_correct.cpu())
+        for i, (_, _, attack) in enumerate(grid):
+            robust_parts[i].append(_robust_flags(model, attack, x, y, clean_correct, batch_size).cpu())
+            if isinstance(attack, AutoAttack):
+                warnings[i] |= set(attack.last_report.get("warnings", []))
+                after[i] = attack.last_report.get("robust_accuracy_after", {})
+    if not clean_parts:
         raise InbornError("nothing to evaluate: the split is empty")
-    clean_correct = predict(model, x, batch_size).eq(y)
-    clean_acc = clean_correct.float().mean().item()
+    clean = torch.cat(clean_parts)
+    clean_acc = clean.float().mean().item()
     rows: list[dict[str, Any]] = []
     worst: list[dict[str, Any]] = []
     for e in eps:
-        survived = clean_correct.clone()
-        for name in attacks:
-            attack = build_attack(
-                name, e, steps=steps if name in _ITERATIVE else None, step_size=step_size,
-                restarts=restarts, early_stop=early_stop, seed=seed, mode="eval",
-            )
-            correct = _robust_flags(model, attack, x, y, clean_correct, batch_size, progress)
+        survived = clean.clone()
+        for i, (ge, name, attack) in enumerate(grid):
+            if ge != e:
+                continue
+            correct = torch.cat(robust_parts[i])
             survived &= correct
             robust = correct.float().mean().item()
             row = {
@@ -81,27 +95,31 @@ def evaluate(
                 "attack_repr": repr(attack),
             }
             if isinstance(attack, AutoAttack):
-                row["warnings"] = attack.last_report.get("warnings", [])
-                row["robust_acc_after"] = attack.last_report.get("robust_accuracy_after", {})
+                row["warnings"] = sorted(warnings[i])
+                row["robust_acc_after"] = after.get(i, {})
             rows.append(row)
         robust = survived.float().mean().item()
         worst.append({"eps": e, "attacks": list(attacks), "robust_acc": robust,
                       "hrs": harmonic_robustness_score(clean_acc, robust)})
-    return {"n": len(x), "clean_acc": clean_acc, "results": rows, "worst_case": worst}
+    return {"n": len(clean), "clean_acc": clean_acc, "results": rows, "worst_case": worst}
 
 
-def _tensors(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], n: int | None,
-             device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+def _batches(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], n: int | None, batch_size: int,
+             device: torch.device | str) -> tuple[Any, int]:
+    """Batches of the first n examples and their count; splits too large for memory are streamed."""
     if isinstance(data, tuple):
         x, y = data
         if n is not None:
             x, y = x[:n], y[:n]
-        return x.to(device), y.to(device)
-    return data.head(n).tensors(device)
+        chunks = [(x[s : s + batch_size].to(device), y[s : s + batch_size].to(device))
+                  for s in range(0, len(x), batch_size)]
+        return chunks, len(chunks)
+    data = data.head(n)
+    return data.batches(batch_size, device=device), -(-len(data) // batch_size)
 
 
 def _robust_flags(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor, clean_correct: torch.Tensor,
-                  batch_size: int, progress: bool) -> torch.Tensor:
+                  batch_size: int) -> torch.Tensor:
     """Per-sample correctness under attack. Only clean-correct samples are attacked."""
     correct = torch.zeros_like(clean_correct)
     idx = clean_correct.nonzero().squeeze(1)
@@ -110,14 +128,7 @@ def _robust_flags(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor, cl
     if attack.eps == 0:
         return clean_correct.clone()
     if isinstance(attack, AutoAttack):
-        # AutoAttack batches internally and needs the whole set for its own checks.
         attack.batch_size = batch_size
-        x_adv = attack(model, x[idx], y[idx])
-        correct[idx] = predict(model, x_adv, batch_size).eq(y[idx])
-        return correct
-    chunks = range(0, len(idx), batch_size)
-    for start in tqdm(chunks, desc=repr(attack), disable=not progress, leave=False):
-        b = idx[start : start + batch_size]
-        x_adv = attack(model, x[b], y[b])
-        correct[b] = predict(model, x_adv, batch_size).eq(y[b])
+    x_adv = attack(model, x[idx], y[idx])
+    correct[idx] = predict(model, x_adv, batch_size).eq(y[idx])
     return correct
