@@ -1,0 +1,50 @@
+"""Initialisations of the frozen random weights, reproducible from a seed alone."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from inborn.errors import InbornError
+
+INITS = ("signed_constant", "kaiming_normal", "kaiming_uniform", "xavier_normal")
+_RELU_GAIN = math.sqrt(2.0)
+
+
+def fans(shape: torch.Size) -> tuple[int, int]:
+    receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def random_weight(
+    shape: torch.Size, init: str, generator: torch.Generator, keep_ratio: float = 1.0, scale_fan: bool = False
+) -> torch.Tensor:
+    """A weight tensor drawn from `init` (on CPU, so every device gets the same numbers).
+
+    signed_constant: ±√2/√fan_in with random signs (Ramanujan et al.'s best, used by RST).
+    `scale_fan` multiplies the fan by the keep ratio, so the kept weights keep the
+    activation scale of a dense layer.
+    """
+    fan_in, fan_out = fans(shape)
+    if scale_fan:
+        fan_in, fan_out = fan_in * keep_ratio, fan_out * keep_ratio
+    normal = torch.randn(shape, generator=generator)
+    std = _RELU_GAIN / math.sqrt(fan_in)
+    if init == "signed_constant":
+        return normal.sign() * std
+    if init == "kaiming_normal":
+        return normal * std
+    if init == "kaiming_uniform":
+        bound = math.sqrt(3.0) * std
+        return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+    if init == "xavier_normal":
+        return normal * math.sqrt(2.0 / (fan_in + fan_out))
+    raise InbornError(f"unknown weight init {init!r}; known: {', '.join(INITS)}")
+
+
+def initial_scores(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    """Kaiming-uniform with a=√5 (PyTorch's default layer init), as the reference scores use."""
+    fan_in, _ = fans(shape)
+    bound = 1.0 / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=generator) * 2 - 1) * bound

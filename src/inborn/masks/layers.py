@@ -1,0 +1,56 @@
+"""Masked layers: a frozen weight, learnable scores, and a mask = top-k of |scores|.
+
+The forward uses `weight * mask`. The mask's gradient passes straight through to |scores|
+(so to the scores, through abs), as in Ramanujan et al. and the RST reference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from inborn.masks.patterns import layer_mask
+
+
+class MaskedLayer(nn.Module):
+    """Mixin for the mask logic shared by MaskedConv2d and MaskedLinear."""
+
+    weight: nn.Parameter
+    scores: nn.Parameter
+
+    def _init_mask_state(self, keep_ratio: float, pattern: str) -> None:
+        self.keep_ratio = keep_ratio
+        self.pattern = pattern
+        # A mask fixed from outside (fine-tuning, a ticket family, global scope) wins over the scores.
+        self.register_buffer("fixed_mask", None, persistent=False)
+        # Set for the span of one batch by `reuse_masks`, so the mask is computed once per batch.
+        self._batch_mask: torch.Tensor | None = None
+
+    def compute_mask(self) -> torch.Tensor:
+        return layer_mask(self.scores, self.keep_ratio, self.pattern, layer=getattr(self, "layer_name", "layer"))
+
+    def current_mask(self) -> torch.Tensor:
+        if self.fixed_mask is not None:
+            return self.fixed_mask
+        if self._batch_mask is not None:
+            return self._batch_mask
+        return self.compute_mask()
+
+    def effective_weight(self) -> torch.Tensor:
+        mask = self.current_mask()
+        if self.fixed_mask is None and self.scores.requires_grad and torch.is_grad_enabled():
+            # Straight-through: the value is the 0/1 mask, the gradient flows to |scores|.
+            magnitude = self.scores.abs()
+            mask = mask + (magnitude - magnitude.detach())
+        return self.weight * mask
+
+
+class MaskedConv2d(nn.Conv2d, MaskedLayer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+class MaskedLinear(nn.Linear, MaskedLayer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)

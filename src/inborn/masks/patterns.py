@@ -1,0 +1,122 @@
+"""Which weights a mask keeps: top-k of |scores| per group, for each sparsity pattern.
+
+A pattern groups the weights (one element, one kernel row, one k×k kernel, one filter, or
+N of every M along the input), scores a group by the sum of its |scores|, and keeps the
+best `round(keep_ratio × groups)` groups. The threshold comes from `kthvalue` (no full
+sort), and ties at the threshold are broken by index, so the count is exact and the mask
+deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from inborn.errors import InbornError
+
+PATTERNS = ("element", "row", "kernel", "filter")
+_NM = re.compile(r"^(\d+):(\d+)$")
+
+
+def parse_nm(pattern: str) -> tuple[int, int] | None:
+    """(N, M) for an N:M pattern such as "2:4", else None."""
+    hit = _NM.match(pattern)
+    if not hit:
+        return None
+    n, m = int(hit.group(1)), int(hit.group(2))
+    if not 0 < n <= m:
+        raise InbornError(f"N:M pattern needs 0 < N <= M, got {pattern!r}")
+    return n, m
+
+
+def check_pattern(pattern: str, keep_ratio: float) -> None:
+    if pattern in PATTERNS:
+        return
+    nm = parse_nm(pattern)
+    if nm is None:
+        raise InbornError(f"unknown mask pattern {pattern!r}; known: {', '.join(PATTERNS)} or N:M such as 2:4")
+    if abs(keep_ratio - nm[0] / nm[1]) > 1e-9:
+        raise InbornError(f"pattern {pattern} keeps {nm[0]}/{nm[1]} of the weights; pass keep_ratio={nm[0] / nm[1]:g}")
+
+
+def check_keep_ratio(keep_ratio: float) -> None:
+    if not 0.0 < keep_ratio <= 1.0:
+        raise InbornError(f"keep ratio must be in (0, 1] (the fraction of weights KEPT), got {keep_ratio}")
+
+
+def group_scores(scores: torch.Tensor, pattern: str) -> torch.Tensor:
+    """|scores| summed within each group: shape (groups,), ordered like the weight."""
+    s = scores.abs()
+    if pattern == "element":
+        return s.flatten()
+    if s.dim() != 4:  # Linear layers: rows and kernels are single elements, filters are rows
+        return s.sum(1) if pattern == "filter" else s.flatten()
+    if pattern == "row":
+        return s.sum(3).flatten()
+    if pattern == "kernel":
+        return s.sum((2, 3)).flatten()
+    if pattern == "filter":
+        return s.sum((1, 2, 3))
+    raise InbornError(f"unknown mask pattern {pattern!r}")
+
+
+def expand_groups(keep: torch.Tensor, shape: torch.Size, pattern: str) -> torch.Tensor:
+    """Turn a per-group 0/1 vector back into a mask of the weight's shape."""
+    if pattern == "element" or (len(shape) != 4 and pattern != "filter"):
+        return keep.view(shape)
+    if pattern == "filter":
+        return keep.view(shape[0], *[1] * (len(shape) - 1)).expand(shape)
+    if pattern == "row":
+        return keep.view(*shape[:3], 1).expand(shape)
+    return keep.view(*shape[:2], 1, 1).expand(shape)  # kernel
+
+
+def top_k_mask(values: torch.Tensor, k: int) -> torch.Tensor:
+    """A float 0/1 vector keeping exactly the k largest values; ties go to the lower index."""
+    n = values.numel()
+    if k >= n:
+        return torch.ones_like(values)
+    if k <= 0:
+        return torch.zeros_like(values)
+    threshold = values.kthvalue(n - k + 1).values  # the k-th largest
+    above = values > threshold
+    missing = k - int(above.sum())
+    at = values == threshold
+    keep = above | (at & (at.cumsum(0) <= missing))
+    return keep.to(values.dtype)
+
+
+def kept_groups(n_groups: int, keep_ratio: float) -> int:
+    """How many groups a layer keeps: round(keep_ratio × groups), at least one."""
+    return max(1, min(n_groups, int(round(keep_ratio * n_groups))))
+
+
+def nm_mask(scores: torch.Tensor, n: int, m: int, layer: str = "layer") -> torch.Tensor:
+    """Keep the N largest |scores| in every run of M consecutive inputs (per output, per tap)."""
+    in_dim = scores.shape[1]
+    if in_dim % m:
+        raise InbornError(f"{n}:{m} sparsity needs the input size of {layer} ({in_dim}) to be divisible by {m}")
+    s = scores.abs()
+    if s.dim() == 4:  # (out, in, kh, kw) -> groups of M input channels at every tap
+        s = s.permute(0, 2, 3, 1)
+    groups = s.reshape(-1, m)
+    # Stable ranking inside each group: ties go to the lower index.
+    order = torch.sort(groups, dim=1, descending=True, stable=True).indices
+    keep = torch.zeros_like(groups)
+    keep.scatter_(1, order[:, :n], 1.0)
+    keep = keep.view(s.shape)
+    if scores.dim() == 4:
+        keep = keep.permute(0, 3, 1, 2)
+    return keep.contiguous()
+
+
+def layer_mask(scores: torch.Tensor, keep_ratio: float, pattern: str, layer: str = "layer") -> torch.Tensor:
+    """The 0/1 mask of one layer (no gradient)."""
+    with torch.no_grad():
+        nm = parse_nm(pattern)
+        if nm is not None:
+            return nm_mask(scores, *nm, layer=layer)
+        g = group_scores(scores, pattern)
+        keep = top_k_mask(g, kept_groups(g.numel(), keep_ratio))
+        return expand_groups(keep, scores.shape, pattern).contiguous()
