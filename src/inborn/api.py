@@ -35,7 +35,12 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
             f"but the run config says {spec.get('arch')!r}"
         )
     model = build_model(spec)
-    load_weights(model, tensors, str(path))
+    if "supermask" in spec:
+        from inborn.masks.ticket import load_ticket_tensors
+
+        load_ticket_tensors(model, tensors, meta, str(path))
+    else:
+        load_weights(model, tensors, str(path))
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     return prepare_model(model, device).eval()
 

@@ -24,6 +24,12 @@ _FIELDS = {
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model naturally or adversarially",
                        description="Train any zoo model on any data set, naturally or adversarially.")
+    add_training_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags shared by `train` and `search` (which trains scores instead of weights)."""
     p.add_argument("--out", required=True, help="run directory to create (or to continue with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch")
     p.add_argument("--config", help="YAML file of training settings; flags given here override it")
@@ -53,7 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_train)
 
 
 def resolve_config(args: argparse.Namespace) -> Any:
@@ -93,6 +98,11 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return run_training(args, resolve_config(args) if not args.resume else None)
+
+
+def run_training(args: argparse.Namespace, cfg: Any) -> int:
+    """Train (or search) as `cfg` says, or resume the run in --out; print the test figures."""
     from inborn.data import dataset_entry
     from inborn.models.registry import model_entry
     from inborn.store import ResultsDB
@@ -101,7 +111,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         summary = train(None, args.out, resume=True, db=ResultsDB(args.db), progress=not args.quiet)  # type: ignore[arg-type]
     else:
-        cfg = resolve_config(args)
         dataset_entry(cfg.data)  # fail fast on unknown names, before anything is written
         model_entry(cfg.arch)
         summary = train(cfg, args.out, db=ResultsDB(args.db), progress=not args.quiet)
@@ -110,4 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"test ({t['n']} images): clean {t['clean_acc']:.4f} | {t['attack']} at ε={summary['eps']:.4g}: "
           f"{t['robust_acc']:.4f} | HRS {t['hrs']:.4f} | selected epoch {summary['best_epoch'] + 1} "
           f"on {summary['selected_on']}")
+    if "ticket" in summary:
+        k = summary["ticket"]
+        print(f"ticket: {k['kept']:,} of {k['maskable']:,} maskable weights kept ({k['kept'] / k['maskable']:.4f}), "
+              f"pattern {k['pattern']}, init {k['init']}, weight seed {k['weight_seed']}")
     return 0

@@ -172,14 +172,15 @@ def fix_masks(model: nn.Module, masks: list[torch.Tensor] | None = None) -> None
 def mask_stats(model: nn.Module) -> dict[str, Any]:
     """Kept weights per masked layer and in total."""
     per_layer, kept, total = {}, 0, 0
-    for layer, mask in zip(masked_layers(model), _current_masks(model), strict=True):
+    for layer, mask in zip(masked_layers(model), current_masks(model), strict=True):
         k, n = int(mask.sum()), mask.numel()
         per_layer[layer.layer_name] = {"kept": k, "total": n}
         kept, total = kept + k, total + n
     return {"kept": kept, "total": total, "keep_ratio": kept / max(total, 1), "layers": per_layer}
 
 
-def _current_masks(model: nn.Module) -> list[torch.Tensor]:
+def current_masks(model: nn.Module) -> list[torch.Tensor]:
+    """The masks in use: the fixed ones if set, else those the scores give now."""
     layers = masked_layers(model)
     if all(m.fixed_mask is not None for m in layers):
         return [m.fixed_mask for m in layers]

@@ -90,8 +90,15 @@ class RunDir:
     def save_model(
         self, model: torch.nn.Module, model_spec: dict[str, Any], extra: dict[str, Any] | None = None
     ) -> None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        from inborn.masks.ticket import is_supermask, ticket_tensors
+
         meta = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {})}
+        if is_supermask(model):
+            state, ticket_meta = ticket_tensors(model, store_weights=model_spec.get("weights") == "stored")
+            meta.update(ticket_meta)
+        else:
+            state = model.state_dict()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=meta))
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:

@@ -43,6 +43,15 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    # Robust scratch tickets: when set, only a mask over frozen weights is learned. The keys
+    # are `to_supermask`'s (keep_ratio, pattern, init, scope, dense_first, dense_last,
+    # scale_fan, weight_seed). `from_run` searches on a trained run's weights instead.
+    ticket: dict[str, Any] | None = None
+    from_run: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "search" if self.ticket is not None else "train"
 
     def validate(self) -> TrainConfig:
         if self.adv not in ADV_METHODS:

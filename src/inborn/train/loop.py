@@ -20,6 +20,8 @@ from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
+from inborn.masks import mask_stats, reuse_masks, scores_frozen, to_supermask
+from inborn.masks.ticket import is_supermask
 from inborn.models import create_model
 from inborn.seeding import epoch_seed, seed_everything
 from inborn.store import ResultsDB, RunDir
@@ -28,21 +30,33 @@ from inborn.train.schedules import learning_rate
 
 
 def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
-    """Everything `create_model` needs to rebuild this network, stored with every checkpoint."""
+    """Everything needed to rebuild this network, stored with every checkpoint."""
     info = splits.info
-    return {
+    spec = {
         "arch": cfg.arch, "num_classes": info.num_classes, "in_channels": info.in_channels,
         "image_size": info.image_size, "width": cfg.width, "affine_bn": cfg.affine_bn,
         "mean": list(info.mean), "std": list(info.std), "kwargs": dict(cfg.model_kwargs),
     }
+    if cfg.ticket is not None:
+        spec["supermask"] = dict(cfg.ticket)
+        # Random weights are redrawn from their seed; trained ones must be stored.
+        spec["weights"] = "stored" if cfg.from_run else "seed"
+    return spec
 
 
-def build_model(spec: dict[str, Any]) -> nn.Module:
-    return create_model(
+def build_model(spec: dict[str, Any], dense_weights: nn.Module | None = None) -> nn.Module:
+    """The network of `spec`; a supermask network when the spec has one (over `dense_weights`'
+    trained weights if given, else over weights redrawn from the spec's seed)."""
+    model = create_model(
         spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
         image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
         mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
     )
+    if dense_weights is not None:
+        model.load_state_dict(dense_weights.state_dict())
+    if "supermask" in spec:
+        to_supermask(model, **spec["supermask"], reinit_weights=spec.get("weights", "seed") == "seed")
+    return model
 
 
 def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
@@ -90,7 +104,7 @@ def train(
 
     seed_everything(cfg.seed)
     spec = model_spec_for(cfg, splits)
-    model = prepare_model(build_model(spec), device)
+    model = prepare_model(build_model(spec, dense_weights=_trained_weights(cfg, spec)), device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                           nesterov=cfg.nesterov)
@@ -101,8 +115,8 @@ def train(
         restore_training_state(model, opt, tensors)
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
     if not resume or start_epoch == 0:
-        run.write_config(cfg.to_dict(), spec, kind="train")
-    db.upsert_run(run.path, kind="train", status="running", config=cfg.to_dict())
+        run.write_config(cfg.to_dict(), spec, kind=cfg.kind)
+    db.upsert_run(run.path, kind=cfg.kind, status="running", config=cfg.to_dict())
 
     attack = training_attack(cfg, eps)
     step_per_eps = attack.step_size / eps if attack is not None and hasattr(attack, "step_size") and eps > 0 else None
@@ -126,15 +140,19 @@ def train(
             if cfg.adv == "free":
                 loss, logits, free_delta = _free_step(model, opt, x, y, cur_eps, cfg, free_delta, params)
             else:
-                if attack is not None:
-                    _set_eps(attack, cur_eps, step_per_eps)
-                    x = attack(model, x, y)
-                    model.train()
-                with autocast(device, cfg.amp):
-                    logits = model(x).float()
-                loss = F.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                # Masks (if any) are computed once per batch; the attack steps take no
+                # gradient to the scores. Both are no-ops for an ordinary network.
+                with reuse_masks(model):
+                    if attack is not None:
+                        _set_eps(attack, cur_eps, step_per_eps)
+                        with scores_frozen(model):
+                            x = attack(model, x, y)
+                        model.train()
+                    with autocast(device, cfg.amp):
+                        logits = model(x).float()
+                    loss = F.cross_entropy(logits, y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
@@ -157,13 +175,30 @@ def train(
             tqdm.write(_epoch_line(record, cfg.epochs))
 
     summary = finish(run, cfg, spec, splits, best, history, device, progress)
-    db.upsert_run(run.path, kind="train", status="complete", config=cfg.to_dict(), summary=summary)
+    db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
     db.add_results([{
         "run_path": run.path, "split": "test", "attack": "pgd", "eps": eps, "steps": cfg.test_attack_steps,
         "n": summary["test"]["n"], "clean_acc": summary["test"]["clean_acc"],
         "robust_acc": summary["test"]["robust_acc"], "hrs": summary["test"]["hrs"],
     }])
     return summary
+
+
+def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None:
+    """For a robust trained ticket: the trained run's model, which must be the same network."""
+    if not cfg.from_run:
+        return None
+    from inborn.api import load
+
+    doc = RunDir(cfg.from_run).read_config()
+    if doc.get("kind") != "train" or "supermask" in doc["model"]:
+        raise InbornError(f"--from-run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
+    source = doc["model"]
+    keys = ("arch", "num_classes", "in_channels", "image_size", "width", "kwargs")
+    if any(source.get(k) != spec.get(k) for k in keys):
+        raise InbornError(f"--from-run {cfg.from_run!r} holds {source.get('arch')!r} (width {source.get('width')}), "
+                          f"not {spec['arch']!r} (width {spec['width']}) on this data: use the same architecture")
+    return load(cfg.from_run)
 
 
 def _free_step(model, opt, x, y, eps, cfg, delta, params):
@@ -176,11 +211,11 @@ def _free_step(model, opt, x, y, eps, cfg, delta, params):
     d = delta[: len(x)]
     for _ in range(cfg.free_replays):
         x_adv = (x + d).clamp(0, 1).requires_grad_(True)
-        with autocast(x.device, cfg.amp):
+        with reuse_masks(model), autocast(x.device, cfg.amp):
             logits = model(x_adv).float()
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         d = (d + eps * x_adv.grad.sign()).clamp(-eps, eps).detach()
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -196,9 +231,11 @@ def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float)
     if len(splits.val) == 0:
         return {"select_on": "last_epoch", "select_score": 0.0}
     if cfg.adv == "none":
-        res = evaluate(model, splits.val, attacks=[], eps=[])
+        with reuse_masks(model):
+            res = evaluate(model, splits.val, attacks=[], eps=[])
         return {"val_clean_acc": res["clean_acc"], "select_on": "val_clean_acc", "select_score": res["clean_acc"]}
-    res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0)
+    with reuse_masks(model):
+        res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0)
     robust = res["results"][0]["robust_acc"]
     return {"val_clean_acc": res["clean_acc"], "val_robust_acc": robust,
             "select_on": f"val_pgd{cfg.select_attack_steps}_acc", "select_score": robust}
@@ -214,12 +251,15 @@ def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSpli
                    seed=0, progress=progress)
     row = res["results"][0]
     summary = {
-        "kind": "train", "arch": cfg.arch, "data": cfg.data, "adv": cfg.adv, "eps": cfg.eps,
+        "kind": cfg.kind, "arch": cfg.arch, "data": cfg.data, "adv": cfg.adv, "eps": cfg.eps,
         "epochs": cfg.epochs, "best_epoch": best["epoch"], "selected_on": history[-1]["select_on"],
         "test": {"n": res["n"], "clean_acc": res["clean_acc"], "attack": f"pgd-{cfg.test_attack_steps}",
                  "robust_acc": row["robust_acc"], "hrs": row["hrs"]},
         "train_seconds": sum(h["seconds"] for h in history),
     }
+    if is_supermask(model):
+        stats = mask_stats(model)
+        summary["ticket"] = {**cfg.ticket, "kept": stats["kept"], "maskable": stats["total"]}
     run.write_summary(summary)
     return summary
 
