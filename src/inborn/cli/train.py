@@ -61,12 +61,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def resolve_config(args: argparse.Namespace) -> Any:
-    """Defaults, then the data set's recipe, then the YAML file, then the flags given."""
+def resolve_config(args: argparse.Namespace, inherited: dict[str, Any] | None = None) -> Any:
+    """Defaults, then the data set's recipe, then `inherited` settings (e.g. a ticket's data and
+    model), then the YAML file, then the flags given."""
     from inborn.train import TrainConfig
     from inborn.train.recipes import recipe_defaults
 
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(inherited or {})
     if args.config:
         path = Path(args.config)
         if not path.is_file():

@@ -135,6 +135,9 @@ def compute_masks(model: nn.Module) -> list[torch.Tensor]:
 def reuse_masks(model: nn.Module) -> Iterator[None]:
     """Compute each mask once and reuse it for every forward inside (the PGD steps of a batch)."""
     layers = masked_layers(model)
+    if all(layer.fixed_mask is not None for layer in layers):  # fixed masks need no recomputing
+        yield
+        return
     for layer, mask in zip(layers, compute_masks(model), strict=True):
         layer._batch_mask = mask
     try:

@@ -34,8 +34,8 @@ def unpack_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 def frozen_weight_names(model: nn.Module) -> list[str]:
-    """State-dict names of the frozen random weights (masked layers and dense first/last)."""
-    return [name for name, p in model.named_parameters() if name.endswith("weight") and not p.requires_grad]
+    """State-dict names of the random weights under the masks (masked layers and dense first/last)."""
+    return [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -48,9 +48,14 @@ class TrainConfig:
     # scale_fan, weight_seed). `from_run` searches on a trained run's weights instead.
     ticket: dict[str, Any] | None = None
     from_run: str | None = None
+    # Training on a ticket's structure: {"ticket": RUN, "weights": inherit|reinit|dense,
+    # "mask": ticket|random} (see inborn.train.finetune).
+    finetune: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
+        if self.finetune is not None:
+            return "finetune"
         return "search" if self.ticket is not None else "train"
 
     def validate(self) -> TrainConfig:

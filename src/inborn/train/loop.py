@@ -20,7 +20,7 @@ from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
-from inborn.masks import mask_stats, reuse_masks, scores_frozen, to_supermask
+from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen, to_supermask
 from inborn.masks.ticket import is_supermask
 from inborn.models import create_model
 from inborn.seeding import epoch_seed, seed_everything
@@ -38,7 +38,7 @@ def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
         "mean": list(info.mean), "std": list(info.std), "kwargs": dict(cfg.model_kwargs),
     }
     if cfg.ticket is not None:
-        spec["supermask"] = dict(cfg.ticket)
+        spec["supermask"] = SupermaskConfig(**cfg.ticket).to_dict()
         # Random weights are redrawn from their seed; trained ones must be stored.
         spec["weights"] = "stored" if cfg.from_run else "seed"
     return spec
@@ -103,8 +103,14 @@ def train(
     cfg.eps = eps
 
     seed_everything(cfg.seed)
-    spec = model_spec_for(cfg, splits)
-    model = prepare_model(build_model(spec, dense_weights=_trained_weights(cfg, spec)), device)
+    if cfg.finetune is not None:
+        from inborn.train.finetune import finetune_start
+
+        model, spec = finetune_start(cfg.finetune, cfg.seed)
+    else:
+        spec = model_spec_for(cfg, splits)
+        model = build_model(spec, dense_weights=_trained_weights(cfg, spec))
+    model = prepare_model(model, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                           nesterov=cfg.nesterov)
@@ -259,7 +265,9 @@ def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSpli
     }
     if is_supermask(model):
         stats = mask_stats(model)
-        summary["ticket"] = {**cfg.ticket, "kept": stats["kept"], "maskable": stats["total"]}
+        summary["ticket"] = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"]}
+    if cfg.finetune is not None:
+        summary["finetune"] = dict(cfg.finetune)
     run.write_summary(summary)
     return summary
 

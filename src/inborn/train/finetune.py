@@ -1,0 +1,66 @@
+"""Starting points for training on a ticket's structure (fine-tuning and equal-size baselines).
+
+weights="inherit": the ticket's own random weights, trained with its mask fixed (RST → PGD-AT).
+weights="reinit":  fresh random weights under the ticket's mask (the ticket's structure alone).
+weights="dense":   the whole network trained, starting from the masked weights.
+mask="random":     a random mask at the ticket's keep ratio and pattern instead of the ticket's
+                   (with reinit: PGD-AT of a random sparse network of the same size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from inborn.errors import InbornError
+from inborn.masks import compute_masks, fix_masks, masked_layers
+from inborn.masks.init import random_weight
+from inborn.store import RunDir
+
+WEIGHT_MODES = ("inherit", "reinit", "dense")
+MASK_MODES = ("ticket", "random")
+
+
+def ticket_run_config(path: str) -> dict[str, Any]:
+    doc = RunDir(path).read_config()
+    if "supermask" not in doc["model"]:
+        raise InbornError(f"{path!r} is not a ticket (made by inborn search)")
+    return doc
+
+
+def finetune_start(finetune: dict[str, Any], seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    """The model to train and the spec it is saved under."""
+    from inborn.api import load
+    from inborn.masks.export import export_plain
+    from inborn.train.loop import build_model
+
+    weights, mask = finetune.get("weights", "inherit"), finetune.get("mask", "ticket")
+    if weights not in WEIGHT_MODES:
+        raise InbornError(f"unknown --weights {weights!r}; known: {', '.join(WEIGHT_MODES)}")
+    if mask not in MASK_MODES:
+        raise InbornError(f"unknown --mask {mask!r}; known: {', '.join(MASK_MODES)}")
+    spec = dict(ticket_run_config(finetune["ticket"])["model"])
+    model = load(finetune["ticket"])
+    gen = torch.Generator().manual_seed(10_007 + seed)
+    if mask == "random":
+        for layer in masked_layers(model):
+            layer.fixed_mask = None
+            layer.scores.data = torch.randn(layer.scores.shape, generator=gen).to(layer.scores.device)
+        fix_masks(model, compute_masks(model))
+    if weights == "dense":
+        tensors, _ = export_plain(model, spec)
+        spec = {k: v for k, v in spec.items() if k not in ("supermask", "weights")}
+        dense = build_model(spec)
+        dense.load_state_dict(tensors)
+        return dense, spec
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            if weights == "reinit":
+                fresh = random_weight(module.weight.shape, "kaiming_normal", gen)
+                module.weight.data = fresh.to(module.weight.device)
+            module.weight.requires_grad_(True)
+    for layer in masked_layers(model):
+        layer.scores.requires_grad_(False)
+    return model, {**spec, "weights": "stored"}
