@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from inborn.cli import evaluate
+    from inborn.cli import build_parser, evaluate
     from inborn.cli.train import resolve_config
     from inborn.store import ResultsDB, RunDir
     from inborn.train import train
@@ -31,29 +31,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     run = RunDir(out)
     eps = "0.3"
+    common = ["--device", args.device] + (["--db", args.db] if args.db else []) + (["--quiet"] if args.quiet else [])
     if run.read_summary().get("epochs") == args.epochs:
         print(f"reusing the complete run in {out}")
     else:
-        resume = run.file(RunDir.CHECKPOINT).exists()
         print(f"1/3 PGD-7 adversarial training of conv4 (width 0.5) on mnist5k, ε={eps}, {args.epochs} epochs")
-        if resume:
+        if run.file(RunDir.CHECKPOINT).exists():
             train(None, out, resume=True, db=ResultsDB(args.db), progress=not args.quiet)  # type: ignore[arg-type]
         else:
-            ns = argparse.Namespace(**{k: None for k in (
-                "config", "data_dir", "batch_size", "lr", "momentum", "weight_decay", "schedule", "grad_clip",
-                "adv_steps", "free_replays", "adv_mode", "eps_warmup", "val_fraction", "seed", "adv_step_size",
-                "milestones")})
-            ns.__dict__.update(data="mnist5k", arch="conv4", width=0.5, epochs=args.epochs, adv="pgd", eps=eps,
-                               device=args.device, no_affine_bn=False, no_augment=False)
+            ns = build_parser().parse_args(["train", "--data", "mnist5k", "--arch", "conv4", "--width", "0.5",
+                                            "--adv", "pgd", "--eps", eps, "--epochs", str(args.epochs),
+                                            "--out", str(out), *common])
             train(resolve_config(ns), out, db=ResultsDB(args.db), progress=not args.quiet)
 
     results = []
     for step, (attacks, n) in enumerate([("pgd", None), ("pgd,autoattack", args.aa_n)], start=2):
         what = "PGD-20 on the whole test split" if n is None else f"PGD-20 and AutoAttack on {n} test images"
         print(f"{step}/3 {what}")
-        ns = argparse.Namespace(run_dir=str(out), attack=attacks, eps=eps, steps=20, step_size=None, restarts=1,
-                                eot=None, n=n, split="test", batch_size=256, no_early_stop=False, seed=0,
-                                device=args.device, data_dir=None, db=args.db, json=True, quiet=args.quiet)
+        ns = build_parser().parse_args(["eval", str(out), "--attack", attacks, "--eps", eps, "--steps", "20",
+                                        "--json", *common, *(["--n", str(n)] if n else [])])
         results.append(_run_quietly(evaluate.cmd_eval, ns, out))
     print()
     for result in results:

@@ -40,6 +40,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     select_attack_steps: int = 10
     test_attack_steps: int = 20
+    # Also test every epoch and report the best test figure, labelled as the RST reference's
+    # protocol (selection on test: optimistic, never used to choose the model).
+    test_every_epoch: bool = False
     seed: int = 0
     device: str = "auto"
     amp: bool = True
