@@ -74,7 +74,11 @@ def evaluate(
             robust_parts[i].append(_robust_flags(model, attack, x, y, clean_correct, batch_size).cpu())
             if isinstance(attack, AutoAttack):
                 warnings[i] |= set(attack.last_report.get("warnings", []))
-                after[i] = attack.last_report.get("robust_accuracy_after", {})
+                # AutoAttack reports shares of the images it was given (the clean-correct ones):
+                # turn them into counts so they add up over batches and divide by all n.
+                given = int(clean_correct.sum())
+                for sub, share in attack.last_report.get("robust_accuracy_after", {}).items():
+                    after.setdefault(i, {})[sub] = after.get(i, {}).get(sub, 0) + round(share * given)
     if not clean_parts:
         raise InbornError("nothing to evaluate: the split is empty")
     clean = torch.cat(clean_parts)
@@ -96,7 +100,7 @@ def evaluate(
             }
             if isinstance(attack, AutoAttack):
                 row["warnings"] = sorted(warnings[i])
-                row["robust_acc_after"] = after.get(i, {})
+                row["robust_acc_after"] = {sub: count / len(clean) for sub, count in after.get(i, {}).items()}
             rows.append(row)
         robust = survived.float().mean().item()
         worst.append({"eps": e, "attacks": list(attacks), "robust_acc": robust,
