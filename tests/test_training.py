@@ -44,8 +44,9 @@ def test_training_writes_a_complete_run(tmp_path, adv):
     assert len(rows) == 1 and rows[0]["status"] == "complete"
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = _tiny(adv="pgd", adv_steps=2, epochs=3)
+@pytest.mark.parametrize("ticket", [None, {"keep_ratio": 0.2, "weight_seed": 3}], ids=["train", "search"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, ticket):
+    cfg = _tiny(adv="pgd", adv_steps=2, epochs=3, ticket=ticket)
     db = ResultsDB(tmp_path / "db.sqlite")
     train(cfg, tmp_path / "full", db=db, progress=False)
 
@@ -61,7 +62,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_loop, "validate", dying_validate)
     with pytest.raises(KeyboardInterrupt):
-        train(_tiny(adv="pgd", adv_steps=2, epochs=3), tmp_path / "cut", db=db, progress=False)
+        train(_tiny(adv="pgd", adv_steps=2, epochs=3, ticket=ticket), tmp_path / "cut", db=db, progress=False)
     assert len(RunDir(tmp_path / "cut").read_metrics()) == 1
     monkeypatch.setattr(train_loop, "validate", real_validate)
 

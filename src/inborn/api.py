@@ -23,6 +23,12 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
 
     run = RunDir(run_dir)
     doc = run.read_config()
+    if doc.get("kind") == "family":  # a ticket family loads as its Random RST Switch
+        from inborn.defenses import RandomSwitch
+        from inborn.masks.family import load_family
+
+        device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+        return RandomSwitch(load_family(run.path, device)).eval()
     spec = doc["model"]
     path = run.file(RunDir.MODEL)
     if not path.exists():

@@ -33,3 +33,30 @@ def plot_robustness_curve(result: dict[str, Any], path: str | Path, title: str =
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
     plt.close(fig)
+
+
+def plot_transfer_heatmap(result: dict[str, Any], path: str | Path) -> None:
+    """The k×k transfer matrix: rows are source tickets, columns target tickets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = result["matrix"]
+    labels = [f"{k:g}" for k in result["keep_ratios"]]
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{100 * matrix[i][j]:.1f}", ha="center", va="center",
+                    color="white" if matrix[i][j] < 0.6 else "black", fontsize=8)
+    ax.set_xticks(range(k), labels)
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("target ticket (keep ratio)")
+    ax.set_ylabel("source ticket (keep ratio)")
+    ax.set_title(f"accuracy on PGD-{result['steps']} examples, ε={result['eps']:.4g}")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    plt.close(fig)

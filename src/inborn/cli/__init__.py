@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from inborn.cli import demo, evaluate, export, finetune, listing, runs, search, train
+from inborn.cli import demo, evaluate, export, family, finetune, listing, runs, search, train
 from inborn.cli.common import OneLineParser
 from inborn.errors import InbornError
 
@@ -23,6 +23,7 @@ def build_parser() -> OneLineParser:
     evaluate.add_parser(sub)
     search.add_parser(sub)
     finetune.add_parser(sub)
+    family.add_parsers(sub)
     export.add_parser(sub)
     runs.add_parser(sub)
     demo.add_parser(sub)
