@@ -8,6 +8,7 @@ so memory stays about one dense model whatever the number of tickets.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,19 @@ class FamilyTicket:
     buffers: dict[str, torch.Tensor]  # BatchNorm running statistics of this ticket
 
 
+_BIT_TABLES: dict[torch.device, torch.Tensor] = {}
+
+
 def unpack_on_device(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Bits to a 0/1 float mask with torch ops, on whatever device `packed` lives on."""
-    shifts = torch.arange(7, -1, -1, device=packed.device, dtype=torch.uint8)
-    bits = (packed.unsqueeze(1) >> shifts) & 1
-    n = 1
-    for s in shape:
-        n *= s
-    return bits.flatten()[:n].view(shape).float()
+    """Bits to a 0/1 float mask on `packed`'s device: one gather from a 256×8 table, which is
+    far faster than shifting bytes (a ticket switch happens at every forward of the switch)."""
+    table = _BIT_TABLES.get(packed.device)
+    if table is None:
+        byte = torch.arange(256, device=packed.device).unsqueeze(1)
+        table = ((byte >> torch.arange(7, -1, -1, device=packed.device)) & 1).float()
+        _BIT_TABLES[packed.device] = table
+    n = math.prod(shape)
+    return table[packed.long()].flatten()[:n].view(shape)
 
 
 def check_compatible(specs: list[dict[str, Any]], names: list[str]) -> None:
