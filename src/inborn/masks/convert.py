@@ -135,7 +135,7 @@ def compute_masks(model: nn.Module) -> list[torch.Tensor]:
 def reuse_masks(model: nn.Module) -> Iterator[None]:
     """Compute each mask once and reuse it for every forward inside (the PGD steps of a batch)."""
     layers = masked_layers(model)
-    if all(layer.fixed_mask is not None for layer in layers):  # fixed masks need no recomputing
+    if all(layer.mask_is_fixed for layer in layers):  # fixed masks need no recomputing
         yield
         return
     for layer, mask in zip(layers, compute_masks(model), strict=True):
@@ -150,7 +150,7 @@ def reuse_masks(model: nn.Module) -> Iterator[None]:
 @contextlib.contextmanager
 def scores_frozen(model: nn.Module) -> Iterator[None]:
     """No straight-through node and no gradient to the scores inside (the attack steps)."""
-    layers = [m for m in masked_layers(model) if m.scores.requires_grad]
+    layers = [m for m in masked_layers(model) if m.scores is not None and m.scores.requires_grad]
     for m in layers:
         m.scores.requires_grad_(False)
     try:
@@ -170,6 +170,7 @@ def fix_masks(model: nn.Module, masks: list[torch.Tensor] | None = None) -> None
         if mask.shape != layer.weight.shape:
             raise InbornError(f"a mask of shape {tuple(mask.shape)} does not fit layer {layer.layer_name!r}")
         layer.fixed_mask = mask.to(layer.weight.device, layer.weight.dtype)
+        layer.packed_mask = None
 
 
 def mask_stats(model: nn.Module) -> dict[str, Any]:
@@ -185,8 +186,8 @@ def mask_stats(model: nn.Module) -> dict[str, Any]:
 def current_masks(model: nn.Module) -> list[torch.Tensor]:
     """The masks in use: the fixed ones if set, else those the scores give now."""
     layers = masked_layers(model)
-    if all(m.fixed_mask is not None for m in layers):
-        return [m.fixed_mask for m in layers]
+    if all(m.mask_is_fixed for m in layers):
+        return [m.current_mask() for m in layers]
     return compute_masks(model)
 
 
@@ -194,7 +195,7 @@ def _global_masks_before(model: nn.Module, args: Any) -> None:
     # Global top-k needs every layer's scores at once: rank them here, before the forward,
     # unless the masks are already fixed or set for this batch by `reuse_masks`.
     layers = masked_layers(model)
-    if any(m.fixed_mask is not None or m._batch_mask is not None for m in layers):
+    if any(m.mask_is_fixed or m._batch_mask is not None for m in layers):
         return
     for layer, mask in zip(layers, compute_masks(model), strict=True):
         layer._batch_mask = mask

@@ -76,6 +76,8 @@ class TicketFamily(nn.Module):
         self.tickets = tickets
         self.active: int | None = None
         self._layers = masked_layers(model)
+        for layer in self._layers:
+            layer.scores = None  # masks come from the tickets' bits; scores would double the memory
         for t in tickets:
             if len(t.packed_masks) != len(self._layers):
                 raise InbornError(f"ticket {t.name!r} has {len(t.packed_masks)} masks for {len(self._layers)} layers")
@@ -102,7 +104,8 @@ class TicketFamily(nn.Module):
             return
         ticket = self.tickets[index]
         for layer, packed in zip(self._layers, ticket.packed_masks, strict=True):
-            layer.fixed_mask = unpack_on_device(packed, layer.weight.shape).to(layer.weight.dtype)
+            layer.fixed_mask = None
+            layer.packed_mask = packed
         # Rebind the BN buffers rather than copy into them: an autograd graph spanning several
         # tickets (EOT, the expectation attack) still holds the previous ticket's tensors.
         for key, value in ticket.buffers.items():

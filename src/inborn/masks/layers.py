@@ -22,24 +22,35 @@ class MaskedLayer(nn.Module):
     def _init_mask_state(self, keep_ratio: float, pattern: str) -> None:
         self.keep_ratio = keep_ratio
         self.pattern = pattern
-        # A mask fixed from outside (fine-tuning, a ticket family, global scope) wins over the scores.
+        # A mask fixed from outside (fine-tuning, a loaded ticket) wins over the scores.
         self.register_buffer("fixed_mask", None, persistent=False)
+        # Or a fixed mask kept as bits (a ticket family), unpacked at each forward: a family's
+        # memory stays one weight tensor plus 1 bit per weight per ticket.
+        self.packed_mask: torch.Tensor | None = None
         # Set for the span of one batch by `reuse_masks`, so the mask is computed once per batch.
         self._batch_mask: torch.Tensor | None = None
 
     def compute_mask(self) -> torch.Tensor:
         return layer_mask(self.scores, self.keep_ratio, self.pattern, layer=getattr(self, "layer_name", "layer"))
 
+    @property
+    def mask_is_fixed(self) -> bool:
+        return self.fixed_mask is not None or self.packed_mask is not None
+
     def current_mask(self) -> torch.Tensor:
         if self.fixed_mask is not None:
             return self.fixed_mask
+        if self.packed_mask is not None:
+            from inborn.masks.family import unpack_on_device
+
+            return unpack_on_device(self.packed_mask, self.weight.shape).to(self.weight.dtype)
         if self._batch_mask is not None:
             return self._batch_mask
         return self.compute_mask()
 
     def effective_weight(self) -> torch.Tensor:
         mask = self.current_mask()
-        if self.fixed_mask is None and self.scores.requires_grad and torch.is_grad_enabled():
+        if not self.mask_is_fixed and self.scores is not None and self.scores.requires_grad and torch.is_grad_enabled():
             # Straight-through: the value is the 0/1 mask, the gradient flows to |scores|.
             magnitude = self.scores.abs()
             mask = mask + (magnitude - magnitude.detach())
