@@ -6,6 +6,7 @@ units in [0, 1] and ε in the same units (e.g. 8/255 on CIFAR, 0.3 on MNIST).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Iterator
 from typing import Literal
@@ -52,7 +53,7 @@ def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.T
     raise InbornError(f"unknown attack loss {kind!r} (use ce or margin)")
 
 
-class Attack:
+class Attack(abc.ABC):
     """Base class. Subclasses implement `perturb(model, x, y) -> x_adv` for one restart."""
 
     name = "attack"
@@ -104,8 +105,9 @@ class Attack:
                 x_adv[idx] = self.perturb(model, x[idx], y[idx])
         return x_adv.detach()
 
+    @abc.abstractmethod
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # abstract: each attack implements its own step
+        """One run of the attack from scratch (the base class handles restarts)."""
 
     # -- shared helpers ---------------------------------------------------
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
