@@ -63,9 +63,8 @@ def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
     """The attack that makes training examples; `free` is handled inside the loop."""
     if cfg.adv in ("none", "free"):
         return None
-    name = {"pgd": "pgd", "fgsm": "fgsm", "fgsm-rs": "fgsm-rs"}[cfg.adv]
     steps = cfg.adv_steps if cfg.adv == "pgd" else None
-    attack = build_attack(name, eps, steps=steps, step_size=cfg.adv_step_size, mode=cfg.adv_mode)
+    attack = build_attack(cfg.adv, eps, steps=steps, step_size=cfg.adv_step_size, mode=cfg.adv_mode)
     if hasattr(attack, "track_best"):
         attack.track_best = False  # the plain last iterate, as PGD-AT does
     return attack
@@ -153,7 +152,6 @@ def train(
                         _set_eps(attack, cur_eps, step_per_eps)
                         with scores_frozen(model):
                             x = attack(model, x, y)
-                        model.train()
                     with autocast(device, cfg.amp):
                         logits = model(x).float()
                     loss = F.cross_entropy(logits, y)
