@@ -96,8 +96,10 @@ def test_eval_bad_input_leaves_run_and_db_as_they_were(trained_run, capsys, args
 
 def test_eval_of_a_missing_or_empty_run_dir(tmp_path, capsys):
     _fails_cleanly(["eval", str(tmp_path / "nowhere")], capsys, "does not exist")
+    assert not (tmp_path / "nowhere").exists()
     (tmp_path / "empty").mkdir()
     _fails_cleanly(["eval", str(tmp_path / "empty")], capsys, "not a run directory")
+    assert list((tmp_path / "empty").iterdir()) == []
 
 
 def test_eval_of_a_run_without_checkpoint(trained_run, capsys):
