@@ -31,3 +31,9 @@ def test_autoattack_is_at_least_as_strong_as_pgd_and_reports_its_warnings(digits
     assert aa["robust_acc"] <= pgd["robust_acc"]
     assert isinstance(aa["warnings"], list)
     assert "apgd-ce" in aa["robust_acc_after"]
+
+
+def test_eval_takes_eot_samples(digits_model):
+    model, x, y = digits_model
+    res = inborn.evaluate(model, (x[:16], y[:16]), attacks=["eot-pgd"], eps=[0.05], steps=2, eot_samples=2)
+    assert res["results"][0]["attack"] == "eot-pgd" and 0 <= res["results"][0]["robust_acc"] <= res["clean_acc"]

@@ -45,6 +45,7 @@ def evaluate(
     device: torch.device | str | None = None,
     seed: int = 0,
     early_stop: bool = True,
+    eot_samples: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
@@ -60,7 +61,8 @@ def evaluate(
         device = next(model.parameters()).device
     # Attacks are built once, so a seeded attack draws fresh noise batch after batch.
     grid = [(e, name, build_attack(name, e, steps=steps if name in _ITERATIVE else None, step_size=step_size,
-                                   restarts=restarts, early_stop=early_stop, seed=seed, mode="eval"))
+                                   restarts=restarts, early_stop=early_stop, seed=seed, mode="eval",
+                                   eot_samples=eot_samples if name == "eot-pgd" else None))
             for e in eps for name in attacks]
     clean_parts: list[torch.Tensor] = []
     robust_parts: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(grid))}
