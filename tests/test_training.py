@@ -105,3 +105,11 @@ def test_schedules_start_and_end_where_they_should(schedule):
     expected_end = {"multistep": 0.001, "piecewise": 0.0, "cosine": 0.0, "constant": 0.1}[schedule]
     assert end == pytest.approx(expected_end, abs=1e-12)
     assert learning_rate("multistep", 0.1, 120, 160, milestones=[80, 120]) == pytest.approx(0.001)
+
+
+def test_eps_warmup_restores_the_full_step_after_starting_from_zero():
+    attack = train_loop.training_attack(_tiny(adv="pgd", adv_steps=7), 0.3)
+    step_per_eps = attack.step_size / 0.3
+    for eps in (0.0, 0.1, 0.3):  # the warm-up starts at ε = 0, which once left the step stuck at 0
+        train_loop._set_eps(attack, eps, step_per_eps)
+    assert attack.eps == 0.3 and attack.step_size == pytest.approx(0.075)
