@@ -17,13 +17,15 @@ from inborn.models.registry import register_model
 class PreActBlock(nn.Module):
     """BN-ReLU-conv twice; a 1x1 shortcut conv on the pre-activated input when the shape changes."""
 
-    def __init__(self, cin: int, cout: int, stride: int, affine_bn: bool) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, affine_bn: bool, dropout: float = 0.0) -> None:
         super().__init__()
         self.bn1 = batch_norm(cin, affine_bn)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn2 = batch_norm(cout, affine_bn)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.relu = nn.ReLU(inplace=False)
+        # Between the two convs, as in Wide ResNets (no parameters, so checkpoints are unchanged).
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.shortcut: nn.Module | None = None
         if stride != 1 or cin != cout:
             self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
@@ -31,7 +33,7 @@ class PreActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
         skip = x if self.shortcut is None else self.shortcut(pre)
-        out = self.conv1(pre)
+        out = self.dropout(self.conv1(pre))
         out = self.conv2(self.relu(self.bn2(out)))
         return out + skip
 

@@ -10,30 +10,8 @@ import torch.nn as nn
 
 from inborn.errors import InbornError
 from inborn.models.layers import batch_norm, scaled
+from inborn.models.preact_resnet import PreActBlock
 from inborn.models.registry import register_model
-
-
-class WideBasicBlock(nn.Module):
-    """BN-ReLU-conv, (dropout), BN-ReLU-conv; the shortcut conv reads the pre-activated input."""
-
-    def __init__(self, cin: int, cout: int, stride: int, dropout: float, affine_bn: bool) -> None:
-        super().__init__()
-        self.bn1 = batch_norm(cin, affine_bn)
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = batch_norm(cout, affine_bn)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.relu = nn.ReLU(inplace=False)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.shortcut: nn.Module | None = None
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(pre)
-        out = self.dropout(self.conv1(pre))
-        out = self.conv2(self.relu(self.bn2(out)))
-        return out + skip
 
 
 class WideResNet(nn.Module):
@@ -52,7 +30,7 @@ class WideResNet(nn.Module):
             cout = scaled(base * widen_factor, width)
             blocks: list[nn.Module] = []
             for j in range(n):
-                blocks.append(WideBasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, dropout, affine_bn))
+                blocks.append(PreActBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, affine_bn, dropout))
                 cin = cout
             stages.append(nn.Sequential(*blocks))
         self.block1, self.block2, self.block3 = stages
