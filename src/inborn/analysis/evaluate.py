@@ -74,7 +74,8 @@ def evaluate(
         clean_parts.append(clean_correct.cpu())
         for i, (_, _, attack) in enumerate(grid):
             robust_parts[i].append(_robust_flags(model, attack, x, y, clean_correct, batch_size).cpu())
-            if isinstance(attack, AutoAttack):
+            # Only a batch that AutoAttack actually ran on has a fresh report to read.
+            if isinstance(attack, AutoAttack) and clean_correct.any() and attack.eps > 0:
                 warnings[i] |= set(attack.last_report.get("warnings", []))
                 # AutoAttack reports shares of the images it was given (the clean-correct ones):
                 # turn them into counts so they add up over batches and divide by all n.
