@@ -29,6 +29,10 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
 
         device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
         return RandomSwitch(load_family(run.path, device)).eval()
+    if doc.get("kind") == "ensemble":  # members load from their own runs
+        from inborn.models.ensemble import load_ensemble
+
+        return load_ensemble(run.path, device)
     spec = doc["model"]
     path = run.file(RunDir.MODEL)
     if not path.exists():

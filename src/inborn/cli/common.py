@@ -61,3 +61,19 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"inborn: error: {message} (see `{self.prog} --help`)\n")
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as a dict, values typed as YAML scalars (8 -> int, true -> bool)."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InbornError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from inborn.cli.common import parse_eps, parse_int_list
+from inborn.cli.common import parse_eps, parse_int_list, parse_options
 from inborn.errors import InbornError
 
 # CLI flag -> TrainConfig field, for the flags that map one to one.
@@ -17,7 +17,8 @@ _FIELDS = {
     "batch_size": "batch_size", "lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay",
     "schedule": "schedule", "grad_clip": "grad_clip", "adv": "adv", "adv_steps": "adv_steps",
     "free_replays": "free_replays", "adv_mode": "adv_mode", "eps_warmup": "eps_warmup_epochs",
-    "val_fraction": "val_fraction", "seed": "seed", "device": "device",
+    "val_fraction": "val_fraction", "seed": "seed", "device": "device", "cutout": "cutout",
+    "aux_weight": "aux_weight", "drop_path": "drop_path",
 }
 
 
@@ -38,6 +39,8 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", help="model name (see `inborn models`), default conv4")
     p.add_argument("--width", type=float, help="channel width multiplier, default 1.0")
     p.add_argument("--no-affine-bn", action="store_true", help="non-affine BatchNorm (no learnable scale/shift)")
+    p.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
+                   help="a model option, e.g. init_channels=8 or layers=5 for DARTS networks (repeatable)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -47,6 +50,9 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--milestones", help="epochs at which multistep divides the lr by 10, e.g. 80,120")
     p.add_argument("--grad-clip", type=float)
     p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--cutout", type=int, help="cutout patch side in pixels (NAS recipe; 0: off)")
+    p.add_argument("--aux-weight", type=float, help="auxiliary head loss weight (NAS recipe, e.g. 0.4; 0: no head)")
+    p.add_argument("--drop-path", type=float, help="final drop-path probability, reached linearly (NAS recipe)")
     p.add_argument("--adv", help="adversarial training: none, pgd, fgsm, fgsm-rs, free (default none)")
     p.add_argument("--eps", help="ε in pixel units, e.g. 0.3 or 8/255 (default: the data set's usual ε)")
     p.add_argument("--adv-steps", type=int, help="PGD steps for --adv pgd (default 7)")
@@ -93,6 +99,8 @@ def resolve_config(args: argparse.Namespace, inherited: dict[str, Any] | None = 
         values["milestones"] = parse_int_list(args.milestones)
     if args.no_affine_bn:
         values["affine_bn"] = False
+    if args.model_opt:
+        values["model_kwargs"] = {**values.get("model_kwargs", {}), **parse_options(args.model_opt)}
     if args.no_augment:
         values["augment"] = False
     if getattr(args, "test_every_epoch", False):

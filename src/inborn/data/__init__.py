@@ -6,7 +6,7 @@ from pathlib import Path
 
 # Importing the loader modules registers them.
 from inborn.data import builtin, cifar, imagefolder, mnist_idx, svhn  # noqa: F401
-from inborn.data.augment import random_crop_flip
+from inborn.data.augment import cutout, random_crop_flip
 from inborn.data.base import (
     DatasetInfo,
     DataSplits,
@@ -18,7 +18,7 @@ from inborn.data.base import (
 
 __all__ = [
     "DataSplits", "DatasetInfo", "TensorSplit", "dataset_names", "list_datasets", "load_data",
-    "random_crop_flip", "split_train_val",
+    "cutout", "random_crop_flip", "split_train_val",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Batched augmentation on the device: random crop with zero padding, horizontal flip."""
+"""Batched augmentation on the device: random crop with zero padding, horizontal flip, cutout."""
 
 from __future__ import annotations
 
@@ -30,3 +30,20 @@ def random_crop_flip(
         do_flip = torch.rand(n, generator=generator, device="cpu").to(x.device) < 0.5
         x = torch.where(do_flip[:, None, None, None], x.flip(3), x)
     return x
+
+
+def cutout(x: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero one `length`-sided square per image at a random centre, clipped at the borders
+    (DeVries & Taylor, 2017; part of the DARTS training recipe)."""
+    if length <= 0:
+        return x
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n,), generator=generator, device="cpu").to(x.device)
+    cx = torch.randint(0, w, (n,), generator=generator, device="cpu").to(x.device)
+    half = length // 2
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    in_rows = (rows >= (cy - half)[:, None]) & (rows < (cy - half + length)[:, None])  # (n, h)
+    in_cols = (cols >= (cx - half)[:, None]) & (cols < (cx - half + length)[:, None])  # (n, w)
+    hole = in_rows[:, :, None] & in_cols[:, None, :]
+    return x * (~hole)[:, None].to(x.dtype)

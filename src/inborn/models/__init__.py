@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # Importing the family modules registers them.
-from inborn.models import densenet, frankle, mobilenet_v2, preact_resnet, resnet, vgg, wide_resnet  # noqa: F401
+from inborn.models import darts, densenet, frankle, mobilenet_v2, preact_resnet, resnet, vgg, wide_resnet  # noqa: F401
 from inborn.models.layers import Classifier, Normalize
-from inborn.models.registry import model_entry, model_names, register_model
+from inborn.models.registry import model_entry, model_names, model_patterns, register_model
 
 __all__ = ["Classifier", "Normalize", "create_model", "list_models", "model_names", "register_model"]
 
@@ -41,13 +41,19 @@ def create_model(
     std = tuple(std) if std is not None else (1.0,) * in_channels
     if len(mean) != in_channels or len(std) != in_channels:
         raise InbornError(f"mean/std need {in_channels} values, one per input channel")
-    body = entry.fn(
-        num_classes=num_classes, in_channels=in_channels, width=width,
-        image_size=image_size, affine_bn=affine_bn, **kwargs,
-    )
+    try:
+        body = entry.fn(
+            num_classes=num_classes, in_channels=in_channels, width=width,
+            image_size=image_size, affine_bn=affine_bn, **kwargs,
+        )
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise InbornError(f"model {name!r} does not take the option(s) {', '.join(sorted(kwargs))}") from e
     return Classifier(body, mean, std)
 
 
 def list_models() -> list[tuple[str, str, str]]:
-    """(name, family, summary) for every registered model."""
-    return [(n, model_entry(n).family, model_entry(n).summary) for n in model_names()]
+    """(name, family, summary) for every registered model, then the parametrised ones (`random:SEED`)."""
+    rows = [(n, model_entry(n).family, model_entry(n).summary) for n in model_names()]
+    return rows + [(p.name, p.family, p.summary) for p in model_patterns()]

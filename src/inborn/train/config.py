@@ -28,6 +28,11 @@ class TrainConfig:
     milestones: list[int] | None = None
     grad_clip: float | None = None
     augment: bool = True
+    # The NAS recipe (DARTS): cutout patch side in pixels (0: off), weight of the auxiliary
+    # head's loss (0: no head), and the final drop-path probability, reached linearly.
+    cutout: int = 0
+    aux_weight: float = 0.0
+    drop_path: float = 0.0
     # Adversarial training. ε and step sizes are in pixel units.
     adv: str = "none"
     eps: float | None = None
@@ -74,6 +79,12 @@ class TrainConfig:
             raise InbornError(f"learning rate must be positive, got {self.lr}")
         if self.adv_mode not in ("train", "eval"):
             raise InbornError(f"adv_mode must be train or eval, got {self.adv_mode!r}")
+        if self.cutout < 0:
+            raise InbornError(f"cutout must be >= 0 pixels, got {self.cutout}")
+        if self.aux_weight < 0:
+            raise InbornError(f"auxiliary loss weight must be >= 0, got {self.aux_weight}")
+        if not 0 <= self.drop_path < 1:
+            raise InbornError(f"drop-path probability must be in [0, 1), got {self.drop_path}")
         if self.adv != "none" and self.adv_steps < 1:
             raise InbornError(f"adversarial steps must be >= 1, got {self.adv_steps}")
         return self

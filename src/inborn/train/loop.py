@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from inborn.analysis.evaluate import evaluate
 from inborn.attacks import Attack, build_attack
-from inborn.data import DataSplits, load_data, random_crop_flip
+from inborn.data import DataSplits, cutout, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
 from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen, to_supermask
@@ -37,6 +37,8 @@ def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
         "image_size": info.image_size, "width": cfg.width, "affine_bn": cfg.affine_bn,
         "mean": list(info.mean), "std": list(info.std), "kwargs": dict(cfg.model_kwargs),
     }
+    if cfg.aux_weight > 0:
+        spec["kwargs"]["auxiliary"] = True
     if cfg.ticket is not None:
         spec["supermask"] = SupermaskConfig(**cfg.ticket).to_dict()
         # Random weights are redrawn from their seed; trained ones must be stored.
@@ -132,6 +134,7 @@ def train(
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         model.train()
+        _set_drop_path(model, cfg.drop_path * epoch / cfg.epochs)
         t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
         batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
         bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -141,6 +144,7 @@ def train(
                 group["lr"] = learning_rate(cfg.schedule, cfg.lr, progress_epochs, cfg.epochs, cfg.milestones)
             if cfg.augment:
                 x = random_crop_flip(x, info.crop_padding, info.flip, generator=gen)
+            x = cutout(x, cfg.cutout, generator=gen)
             cur_eps = eps * min(1.0, progress_epochs / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs > 0 else eps
             if cfg.adv == "free":
                 loss, logits, free_delta = _free_step(model, opt, x, y, cur_eps, cfg, free_delta, params)
@@ -155,6 +159,8 @@ def train(
                     with autocast(device, cfg.amp):
                         logits = model(x).float()
                     loss = F.cross_entropy(logits, y)
+                    if cfg.aux_weight > 0:
+                        loss = loss + cfg.aux_weight * F.cross_entropy(_aux_logits(model).float(), y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                 if cfg.grad_clip:
@@ -188,6 +194,22 @@ def train(
         "robust_acc": summary["test"]["robust_acc"], "hrs": summary["test"]["hrs"],
     }])
     return summary
+
+
+def _set_drop_path(model: nn.Module, prob: float) -> None:
+    """DARTS's schedule: the drop-path probability grows linearly over the epochs."""
+    for m in model.modules():
+        if hasattr(m, "drop_path_prob"):
+            m.drop_path_prob = prob
+
+
+def _aux_logits(model: nn.Module) -> torch.Tensor:
+    """The auxiliary head's logits of the last forward (networks keep them aside, so that
+    attacks see the main logits only)."""
+    for m in model.modules():
+        if getattr(m, "aux_logits", None) is not None:
+            return m.aux_logits
+    raise InbornError("an auxiliary loss weight was given, but this model has no auxiliary head")
 
 
 def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None:
