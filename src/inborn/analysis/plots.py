@@ -60,3 +60,36 @@ def plot_transfer_heatmap(result: dict[str, Any], path: str | Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
     plt.close(fig)
+
+
+_FAMILY_STYLE = {"hand-crafted": "-", "NAS": "--", "random NAS": ":", "ensemble": "-", "ticket": "-."}
+
+
+def plot_study_curves(rows: list[dict[str, Any]], attacks: list[str], eps: list[float], path: str | Path) -> None:
+    """Robust accuracy against ε, one panel per attack and one line per model (style by family)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(attacks), figsize=(4.2 * len(attacks), 4), sharey=True, squeeze=False)
+    for ax, attack in zip(axes[0], attacks, strict=True):
+        for r in rows:
+            pts = [(e, r.get(f"{attack}@{e:.4g}")) for e in eps]
+            pts = [(e, v) for e, v in pts if v is not None]
+            if not pts:
+                continue
+            family = r.get("family", "")
+            ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, linestyle=_FAMILY_STYLE.get(family, "-"),
+                    linewidth=2.5 if family == "ensemble" else 1.3, color="black" if family == "ensemble" else None,
+                    label=f"{r['model']} ({family})")
+        ax.set_title(attack.upper())
+        ax.set_xlabel("ε (pixel units, L-inf)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("robust accuracy")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Studies: many runs driven as one, ending in a report directory (markdown, CSV, PNG)."""

@@ -1,0 +1,111 @@
+"""Study presets: readable YAML files that users can print, copy and edit.
+
+A preset names its runner (`tickets`, `family` or `nas`) and one section per scale: `quick`
+(mnist5k on a CPU) and `paper` (the paper's settings; data from local files).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inborn.errors import InbornError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+SCALES = ("quick", "paper")
+RUNNERS = ("tickets", "family", "nas")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    """A preset by name, or a YAML file of the user's (a copied and edited preset)."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise InbornError(f"study file {name!r} does not exist")
+        return path
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise InbornError(f"unknown study {name!r}; known: {', '.join(preset_names())}")
+    return path
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    path = preset_path(name)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InbornError(f"study file {str(path)!r} is not valid YAML") from e
+    if not isinstance(doc, dict) or doc.get("runner") not in RUNNERS or not isinstance(doc.get("scales"), dict):
+        raise InbornError(f"study file {str(path)!r} needs a runner ({', '.join(RUNNERS)}) and scales")
+    doc.setdefault("study", path.stem)
+    return doc
+
+
+def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
+    """The preset's settings at one scale, with ε strings parsed and the data directory and device set.
+
+    Every training config is validated, so a bad edit fails here, before any run starts.
+    """
+    from inborn.cli.common import parse_eps
+    from inborn.train.config import TrainConfig
+
+    doc = load_preset(name)
+    if scale not in doc["scales"]:
+        raise InbornError(f"study {doc['study']!r} has no {scale!r} scale; it has {', '.join(doc['scales'])}")
+    resolved = {k: copy.deepcopy(v) for k, v in doc.items() if k != "scales"}
+    resolved.update(copy.deepcopy(doc["scales"][scale]))
+    resolved["scale"] = scale
+    if doc["runner"] == "nas":
+        study = resolved.setdefault("study", {})
+        if data_dir is not None:
+            study["data_dir"] = data_dir
+        if "eps" in study and study["eps"] is not None:
+            study["eps"] = [parse_eps(str(e)) for e in study["eps"]]
+        from inborn.studies.nas import NasStudyConfig
+
+        NasStudyConfig.from_dict(study)
+        return resolved
+    base = resolved.get("base")
+    if not isinstance(base, dict) or not resolved.get("values"):
+        raise InbornError(f"study {doc['study']!r} ({scale}) needs `base` settings and a list of `values`")
+    for key in ("eps", "adv_step_size"):
+        if isinstance(base.get(key), str):
+            base[key] = parse_eps(base[key])
+    base["device"] = device
+    if data_dir is not None:
+        base["data_dir"] = data_dir
+    for value in resolved["values"]:
+        config = with_value(base, resolved["vary"], value)
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **{k: v for k, v in config.items()}}).validate()
+    return resolved
+
+
+def with_value(base: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of `base` with the dotted `key` (e.g. ticket.keep_ratio) set to `value`."""
+    config = copy.deepcopy(base)
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InbornError(f"cannot set {key!r}: {part!r} is not a mapping")
+    node[leaf] = value
+    return config
+
+
+def print_config(name: str, scale: str | None = None) -> str:
+    """The preset as YAML text (one scale, or the whole file)."""
+    if scale is None:
+        return preset_path(name).read_text()
+    doc = load_preset(name)
+    if scale not in doc["scales"]:
+        raise InbornError(f"study {doc['study']!r} has no {scale!r} scale")
+    return yaml.safe_dump({**{k: v for k, v in doc.items() if k != "scales"}, "scales": {scale: doc["scales"][scale]}},
+                          sort_keys=False)

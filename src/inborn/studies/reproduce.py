@@ -1,0 +1,69 @@
+"""`inborn reproduce STUDY`: a preset resolved at one scale, its runs, and its report directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from inborn.errors import InbornError
+from inborn.io import atomic_write_json, atomic_write_text
+from inborn.studies.presets import resolve_preset
+
+# Where each official data set's files go (said when paper scale finds them missing).
+_DATA_HINTS = {
+    "cifar10": "cifar-10-batches-py/ (the python version of CIFAR-10)",
+    "cifar100": "cifar-100-python/ (the python version of CIFAR-100)",
+    "svhn": "train_32x32.mat and test_32x32.mat",
+    "mnist": "the four MNIST idx files",
+}
+
+
+def check_data(preset: dict[str, Any]) -> None:
+    """Load the study's data set once, so a missing one fails before anything is written."""
+    from inborn.data import load_data
+
+    settings = preset["study"] if preset["runner"] == "nas" else preset["base"]
+    name, root = settings.get("data", "mnist5k"), settings.get("data_dir")
+    try:
+        load_data(name, root)
+    except InbornError as e:
+        hint = _DATA_HINTS.get(name)
+        where = f"put {hint} in a directory and pass it as --data-dir" if hint else "pass --data-dir"
+        raise InbornError(f"study {preset['study']!r} at {preset['scale']} scale needs {name}: {e}; {where}") from e
+
+
+def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = None, device: str = "auto",
+              executor: str = "local", max_parallel: int | None = 1, address: str | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Run (or pick up) a study and write its report; returns {report, main_table, rows}."""
+    from inborn.sweep import run_cells
+
+    preset = resolve_preset(name, scale, data_dir=data_dir, device=device)
+    check_data(preset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
+
+    def run(cells: list[Any]) -> None:
+        results = run_cells(cells, executor=executor, max_parallel=max_parallel, address=address)
+        failed = [r.cell.name for r in results if r.status == "failed"]
+        if failed:
+            raise InbornError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see their run directories, "
+                              "then run the same command again to pick up where it stopped")
+
+    if preset["runner"] == "nas":
+        from inborn.studies.nas import NasStudyConfig, run_nas_study
+
+        result = run_nas_study(NasStudyConfig.from_dict(preset["study"]), out, executor=executor,
+                               max_parallel=max_parallel or 1, address=address, device=device, progress=progress)
+        return {"report": out / "report.md", "main_table": result.get("main_table", ""), "rows": result["rows"]}
+    if preset["runner"] == "tickets":
+        from inborn.studies.tickets import run_ticket_study
+
+        result = run_ticket_study(preset, out, run=run)
+    else:
+        from inborn.studies.family import run_family_study
+
+        result = run_family_study(preset, out, run=run, device=device, progress=progress)
+    atomic_write_text(out / "report.md", result["report"])
+    return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}

@@ -1,0 +1,165 @@
+"""The ticket studies (existence, patterns, inits, search attacks, fine-tuning, tickets in NAS
+cells): one mask search per value of one setting, the dense PGD-AT baseline, optional PGD-AT
+fine-tuning of each ticket's structure, then a table, a figure and the paper's numbers beside ours.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from inborn.errors import InbornError
+from inborn.studies.presets import with_value
+from inborn.studies.report import markdown_table, write_csv
+
+
+def _safe(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _dense(base: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(base)
+    config.pop("ticket", None)
+    return config
+
+
+def search_cells(preset: dict[str, Any], out: Path) -> list[Any]:
+    from inborn.sweep import Cell
+
+    return [Cell(name=f"RST {preset['vary']}={v}", kind="search", config=with_value(preset["base"], preset["vary"], v),
+                 out=out / "runs" / f"rst-{_safe(v)}", values={preset["vary"]: v}) for v in preset["values"]]
+
+
+def baseline_cells(preset: dict[str, Any], out: Path) -> list[Any]:
+    from inborn.sweep import Cell
+
+    cells = []
+    for name in preset.get("baselines", []):
+        if name != "dense-at":
+            raise InbornError(f"unknown baseline {name!r}; known: dense-at")
+        cells.append(Cell(name="dense PGD-AT", kind="train", config=_dense(preset["base"]), out=out / "runs" / "dense-at"))
+    return cells
+
+
+def finetune_cells(preset: dict[str, Any], tickets: list[Any], out: Path) -> list[Any]:
+    from inborn.sweep import Cell
+
+    cells = []
+    for weights in preset.get("finetune", []):
+        for ticket in tickets:
+            value = ticket.values[preset["vary"]]
+            config = {**_dense(preset["base"]), "finetune": {"ticket": str(ticket.out), "weights": weights}}
+            cells.append(Cell(name=f"ft-{weights} {preset['vary']}={value}", kind="finetune", config=config,
+                              out=out / "runs" / f"ft-{weights}-{_safe(value)}", values={preset["vary"]: value}))
+    return cells
+
+
+def test_figures(run: Path) -> tuple[float, float]:
+    from inborn.store import RunDir
+
+    summary = RunDir(run).read_summary()
+    if "test" not in summary:
+        raise InbornError(f"run {str(run)!r} is not complete")
+    return summary["test"]["clean_acc"], summary["test"]["robust_acc"]
+
+
+def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any) -> dict[str, Any]:
+    """Run the cells through `run` (the sweep machinery) and write the report; returns its rows."""
+    tickets = search_cells(preset, out)
+    baselines = baseline_cells(preset, out)
+    run([*baselines, *tickets])
+    finetunes = finetune_cells(preset, tickets, out)
+    if finetunes:
+        run(finetunes)  # after the searches: each fine-tunes a finished ticket
+
+    vary = preset["vary"]
+    paper = {str(k): v for k, v in (preset.get("paper") or {}).items()}
+    rows = []
+    for cell in tickets:
+        value = cell.values[vary]
+        clean, robust = test_figures(cell.out)
+        row: dict[str, Any] = {vary: value, "RST clean": clean, "RST robust": robust}
+        for ft in finetunes:
+            if ft.values[vary] == value:
+                weights = ft.config["finetune"]["weights"]
+                row[f"ft-{weights} clean"], row[f"ft-{weights} robust"] = test_figures(ft.out)
+        if str(value) in paper:
+            row["paper robust %"] = paper[str(value)]
+            row["ours - paper"] = 100 * robust - paper[str(value)]
+        rows.append(row)
+    base_rows = [{"model": c.name, "clean": test_figures(c.out)[0], "robust": test_figures(c.out)[1]}
+                 for c in baselines]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    write_csv(out / "table.csv", rows, columns)
+    if base_rows:
+        write_csv(out / "baselines.csv", base_rows, ["model", "clean", "robust"])
+    plot_ticket_study(rows, base_rows, vary, out / "figure.png", preset.get("title", ""))
+    report = _report(preset, rows, columns, base_rows)
+    return {"rows": rows, "baselines": base_rows, "report": report, "main_table": markdown_table(rows, columns)}
+
+
+def _report(preset: dict[str, Any], rows: list[dict[str, Any]], columns: list[str],
+            base_rows: list[dict[str, Any]]) -> str:
+    base = preset["base"]
+    parts = [
+        f"# {preset.get('title', preset['study'])}",
+        "",
+        f"Study `{preset['study']}` at `{preset['scale']}` scale: `{base['arch']}` on `{base['data']}`, "
+        f"ε = {base.get('eps', 'the data set default'):.4g} (pixel units), {base['epochs']} epochs per run, "
+        f"search attack `{base.get('adv', 'pgd')}`; test figures are PGD-20 on the test split at the checkpoint "
+        "selected on validation robust accuracy.",
+        "",
+        "![figure](figure.png)",
+        "",
+        markdown_table(rows, columns),
+    ]
+    if base_rows:
+        parts += ["", "Baselines (same network, same epochs):", "", markdown_table(base_rows, ["model", "clean", "robust"])]
+        best = max(r["RST robust"] for r in rows)
+        dense = next((r["robust"] for r in base_rows if r["model"] == "dense PGD-AT"), None)
+        if dense:
+            parts += ["", f"Best ticket / dense PGD-AT (robust): {best:.3f} / {dense:.3f} = {best / dense:.2f}."]
+    if preset.get("paper") and "paper robust %" not in columns:
+        parts += ["", "The paper's figures (not comparable at this scale): "
+                  + ", ".join(f"{k}: {v}" for k, v in preset["paper"].items())]
+    parts += ["", "Files: `table.csv`, `baselines.csv`, `figure.png`; runs in `runs/`.", ""]
+    return "\n".join(parts)
+
+
+def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]], vary: str, path: Path,
+                      title: str) -> None:
+    """Robust and natural accuracy against the varied setting, the dense baseline dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inborn.io import atomic_write
+
+    values = [r[vary] for r in rows]
+    numeric = all(isinstance(v, int | float) for v in values)
+    xs = values if numeric else list(range(len(values)))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    series = [k[: -len(" robust")] for k in rows[0] if k.endswith(" robust")]
+    for i, name in enumerate(series):
+        color = f"C{i}"
+        ax.plot(xs, [r[f"{name} robust"] for r in rows], marker="o", color=color, label=f"{name} robust (PGD-20)")
+        ax.plot(xs, [r[f"{name} clean"] for r in rows], marker="s", linestyle=":", color=color, label=f"{name} natural")
+    for r in base_rows:
+        ax.axhline(r["robust"], color="black", linestyle="--", linewidth=1, label=f"{r['model']} robust")
+        ax.axhline(r["clean"], color="gray", linestyle="--", linewidth=1, label=f"{r['model']} natural")
+    if numeric and max(values) / max(min(values), 1e-9) >= 10:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(xs, [str(v) for v in values])
+    ax.set_xlabel(vary)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    plt.close(fig)
