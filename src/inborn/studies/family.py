@@ -9,7 +9,7 @@ from typing import Any
 
 from inborn.io import atomic_write_json
 from inborn.studies.report import markdown_table, write_csv
-from inborn.studies.tickets import baseline_cells, search_cells, test_figures
+from inborn.studies.tickets import baseline_cells, search_cells
 
 
 def _test_data(base: dict[str, Any], n: int, device):
@@ -19,30 +19,36 @@ def _test_data(base: dict[str, Any], n: int, device):
     return splits.test.head(n).tensors(device)
 
 
-def run_family_study(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto",
-                     progress: bool = True) -> dict[str, Any]:
+def prepare_family(preset: dict[str, Any], runs: Path, *, run: Any, device: str = "auto") -> dict[str, Any]:
+    """Search the tickets (and baselines), gather the family, and load the test images."""
     from inborn.device import resolve_device
-    from inborn.masks.family import build_family
+    from inborn.masks.family import build_family, load_family
 
-    tickets = search_cells(preset, out)
-    baselines = baseline_cells(preset, out)
+    tickets = search_cells(preset, runs)
+    baselines = baseline_cells(preset, runs)
     run([*baselines, *tickets])
-    family_dir = out / "family"
-    family = build_family([str(c.out) for c in tickets], family_dir)
+    build_family([str(c.out) for c in tickets], runs / "family")
     dev = resolve_device(device)
     settings = {"n": 500, "steps": 20, **(preset.get("evaluate") or {})}
     x, y = _test_data(preset["base"], settings["n"], dev)
-    eps = preset["base"]["eps"]
-    family = _reload(family_dir, dev) if dev.type != "cpu" else family
-    if preset["study"] == "transfer" or preset.get("protocols") is None:
-        return _transfer(preset, family, x, y, eps, settings, out, progress)
-    return _r2s(preset, family, x, y, eps, settings, out, baselines, progress)
+    return {"family": load_family(runs / "family", dev), "x": x, "y": y, "eps": preset["base"]["eps"],
+            "settings": settings, "baselines": baselines}
 
 
-def _reload(family_dir: Path, device):
-    from inborn.masks.family import load_family
+def run_family_study(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto",
+                     progress: bool = True) -> dict[str, Any]:
+    f = prepare_family(preset, out / "runs", run=run, device=device)
+    if preset.get("protocols") is None:
+        return transfer_report(preset, f, out, progress)
+    return r2s_report(preset, f, out, progress)
 
-    return load_family(family_dir, device)
+
+def transfer_report(preset: dict[str, Any], f: dict[str, Any], out: Path, progress: bool) -> dict[str, Any]:
+    return _transfer(preset, f["family"], f["x"], f["y"], f["eps"], f["settings"], out, progress)
+
+
+def r2s_report(preset: dict[str, Any], f: dict[str, Any], out: Path, progress: bool) -> dict[str, Any]:
+    return _r2s(preset, f["family"], f["x"], f["y"], f["eps"], f["settings"], out, f["baselines"], progress)
 
 
 def _transfer(preset, family, x, y, eps, settings, out: Path, progress: bool) -> dict[str, Any]:
@@ -50,6 +56,7 @@ def _transfer(preset, family, x, y, eps, settings, out: Path, progress: bool) ->
     from inborn.analysis.transfer import transfer_matrix
 
     result = transfer_matrix(family, x, y, eps=eps, steps=settings["steps"], progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "transfer.json", result)
     plot_transfer_heatmap(result, out / "figure.png")
     keeps = [f"{k:g}" for k in result["keep_ratios"]]
@@ -78,7 +85,7 @@ def _transfer(preset, family, x, y, eps, settings, out: Path, progress: bool) ->
         "",
         markdown_table(summary, ["figure", "ours %", "paper %"], digits=1),
         "",
-        "Files: `table.csv`, `transfer.json`, `figure.png`; tickets in `runs/`, the family in `family/`.",
+        "Files: `table.csv`, `transfer.json`, `figure.png`.",
         "",
     ])
     return {"rows": rows, "report": report, "main_table": main}
@@ -102,7 +109,7 @@ def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], p
         model = inborn.load(cell.out, device=x.device)
         res = inborn.evaluate(model, (x, y), attacks=["pgd"], eps=[eps], steps=settings["steps"])
         rows.append({"model": cell.name, "protocol": "white-box PGD", "clean": res["clean_acc"],
-                     "robust": res["results"][0]["robust_acc"], "selected-checkpoint test robust": test_figures(cell.out)[1]})
+                     "robust": res["results"][0]["robust_acc"]})
     paper = preset.get("paper") or {}
     for r in rows:
         if r["model"] == "R2S" and r["protocol"] == "paper" and "r2s_robust" in paper:
@@ -110,6 +117,7 @@ def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], p
         if r["model"] == "dense PGD-AT" and "dense_robust" in paper:
             r["paper robust %"] = paper["dense_robust"]
     columns = list(dict.fromkeys(k for r in rows for k in r))
+    out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "table.csv", rows, columns)
     atomic_write_json(out / "r2s.json", {**result, "tickets": tickets})
     main = markdown_table(rows, columns)
@@ -128,7 +136,7 @@ def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], p
         (f"**Robust accuracy to cite: {100 * cite['mean']:.1f} % (`{cite['protocol']}`, the minimum over the "
          "adaptive protocols).**") if cite else "No adaptive protocol was run.",
         "",
-        "Files: `table.csv`, `r2s.json`; tickets in `runs/`, the family in `family/`.",
+        "Files: `table.csv`, `r2s.json`.",
         "",
     ])
     return {"rows": rows, "report": report, "main_table": main}

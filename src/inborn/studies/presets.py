@@ -16,7 +16,7 @@ from inborn.errors import InbornError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SCALES = ("quick", "paper")
-RUNNERS = ("tickets", "family", "nas")
+RUNNERS = ("tickets", "family", "nas", "tour")
 
 
 def preset_names() -> list[str]:
@@ -48,10 +48,12 @@ def load_preset(name: str) -> dict[str, Any]:
     return doc
 
 
-def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
+def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device: str = "auto",
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The preset's settings at one scale, with ε strings parsed and the data directory and device set.
 
-    Every training config is validated, so a bad edit fails here, before any run starts.
+    `overrides` maps dotted keys of the resolved preset (e.g. `base.epochs`) to new values. Every
+    training config is validated, so a bad edit fails here, before any run starts.
     """
     from inborn.cli.common import parse_eps
     from inborn.train.config import TrainConfig
@@ -62,6 +64,8 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
     resolved = {k: copy.deepcopy(v) for k, v in doc.items() if k != "scales"}
     resolved.update(copy.deepcopy(doc["scales"][scale]))
     resolved["scale"] = scale
+    for key, value in (overrides or {}).items():
+        resolved = with_value(resolved, key, value)
     if doc["runner"] == "nas":
         study = resolved.setdefault("study", {})
         if data_dir is not None:

@@ -18,14 +18,15 @@ _DATA_HINTS = {
 }
 
 
-def check_data(preset: dict[str, Any]) -> None:
-    """Load the study's data set once, so a missing one fails before anything is written."""
+def check_data(preset: dict[str, Any]) -> Any:
+    """Load the study's data set once, so a missing one fails before anything is written;
+    returns its DatasetInfo."""
     from inborn.data import load_data
 
     settings = preset["study"] if preset["runner"] == "nas" else preset["base"]
     name, root = settings.get("data", "mnist5k"), settings.get("data_dir")
     try:
-        load_data(name, root)
+        return load_data(name, root).info
     except InbornError as e:
         hint = _DATA_HINTS.get(name)
         where = f"put {hint} in a directory and pass it as --data-dir" if hint else "pass --data-dir"
@@ -34,12 +35,14 @@ def check_data(preset: dict[str, Any]) -> None:
 
 def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = None, device: str = "auto",
               executor: str = "local", max_parallel: int | None = 1, address: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or pick up) a study and write its report; returns {report, main_table, rows}."""
     from inborn.sweep import run_cells
 
-    preset = resolve_preset(name, scale, data_dir=data_dir, device=device)
-    check_data(preset)
+    preset = resolve_preset(name, scale, data_dir=data_dir, device=device, overrides=overrides)
+    info = check_data(preset)
+    if preset["runner"] != "nas" and preset["base"].get("eps") is None:
+        preset["base"]["eps"] = info.default_eps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
@@ -61,6 +64,10 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
         from inborn.studies.tickets import run_ticket_study
 
         result = run_ticket_study(preset, out, run=run)
+    elif preset["runner"] == "tour":
+        from inborn.studies.tour import run_tour
+
+        result = run_tour(preset, out, run=run, device=device, progress=progress)
     else:
         from inborn.studies.family import run_family_study
 

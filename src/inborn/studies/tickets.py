@@ -25,25 +25,25 @@ def _dense(base: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def search_cells(preset: dict[str, Any], out: Path) -> list[Any]:
+def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
     from inborn.sweep import Cell
 
     return [Cell(name=f"RST {preset['vary']}={v}", kind="search", config=with_value(preset["base"], preset["vary"], v),
-                 out=out / "runs" / f"rst-{_safe(v)}", values={preset["vary"]: v}) for v in preset["values"]]
+                 out=runs / f"rst-{_safe(v)}", values={preset["vary"]: v}) for v in preset["values"]]
 
 
-def baseline_cells(preset: dict[str, Any], out: Path) -> list[Any]:
+def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
     from inborn.sweep import Cell
 
     cells = []
     for name in preset.get("baselines", []):
         if name != "dense-at":
             raise InbornError(f"unknown baseline {name!r}; known: dense-at")
-        cells.append(Cell(name="dense PGD-AT", kind="train", config=_dense(preset["base"]), out=out / "runs" / "dense-at"))
+        cells.append(Cell(name="dense PGD-AT", kind="train", config=_dense(preset["base"]), out=runs / "dense-at"))
     return cells
 
 
-def finetune_cells(preset: dict[str, Any], tickets: list[Any], out: Path) -> list[Any]:
+def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> list[Any]:
     from inborn.sweep import Cell
 
     cells = []
@@ -52,7 +52,7 @@ def finetune_cells(preset: dict[str, Any], tickets: list[Any], out: Path) -> lis
             value = ticket.values[preset["vary"]]
             config = {**_dense(preset["base"]), "finetune": {"ticket": str(ticket.out), "weights": weights}}
             cells.append(Cell(name=f"ft-{weights} {preset['vary']}={value}", kind="finetune", config=config,
-                              out=out / "runs" / f"ft-{weights}-{_safe(value)}", values={preset["vary"]: value}))
+                              out=runs / f"ft-{weights}-{_safe(value)}", values={preset["vary"]: value}))
     return cells
 
 
@@ -65,12 +65,14 @@ def test_figures(run: Path) -> tuple[float, float]:
     return summary["test"]["clean_acc"], summary["test"]["robust_acc"]
 
 
-def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any) -> dict[str, Any]:
-    """Run the cells through `run` (the sweep machinery) and write the report; returns its rows."""
-    tickets = search_cells(preset, out)
-    baselines = baseline_cells(preset, out)
+def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path | None = None) -> dict[str, Any]:
+    """Run the cells through `run` (the sweep machinery) into `runs` (default out/runs) and write
+    the tables and figure into `out`; returns the report text, its main table and rows."""
+    runs = runs or out / "runs"
+    tickets = search_cells(preset, runs)
+    baselines = baseline_cells(preset, runs)
     run([*baselines, *tickets])
-    finetunes = finetune_cells(preset, tickets, out)
+    finetunes = finetune_cells(preset, tickets, runs)
     if finetunes:
         run(finetunes)  # after the searches: each fine-tunes a finished ticket
 
@@ -95,6 +97,7 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any) -> dict[str
     write_csv(out / "table.csv", rows, columns)
     if base_rows:
         write_csv(out / "baselines.csv", base_rows, ["model", "clean", "robust"])
+    out.mkdir(parents=True, exist_ok=True)
     plot_ticket_study(rows, base_rows, vary, out / "figure.png", preset.get("title", ""))
     report = _report(preset, rows, columns, base_rows)
     return {"rows": rows, "baselines": base_rows, "report": report, "main_table": markdown_table(rows, columns)}
@@ -116,7 +119,8 @@ def _report(preset: dict[str, Any], rows: list[dict[str, Any]], columns: list[st
         markdown_table(rows, columns),
     ]
     if base_rows:
-        parts += ["", "Baselines (same network, same epochs):", "", markdown_table(base_rows, ["model", "clean", "robust"])]
+        parts += ["", "Baselines (same network, same epochs):", "",
+                  markdown_table(base_rows, ["model", "clean", "robust"])]
         best = max(r["RST robust"] for r in rows)
         dense = next((r["robust"] for r in base_rows if r["model"] == "dense PGD-AT"), None)
         if dense:
@@ -124,7 +128,7 @@ def _report(preset: dict[str, Any], rows: list[dict[str, Any]], columns: list[st
     if preset.get("paper") and "paper robust %" not in columns:
         parts += ["", "The paper's figures (not comparable at this scale): "
                   + ", ".join(f"{k}: {v}" for k, v in preset["paper"].items())]
-    parts += ["", "Files: `table.csv`, `baselines.csv`, `figure.png`; runs in `runs/`.", ""]
+    parts += ["", "Files: `table.csv`, `baselines.csv`, `figure.png`.", ""]
     return "\n".join(parts)
 
 
