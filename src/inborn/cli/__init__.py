@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import sys
 
-from inborn.cli import demo, evaluate, export, family, finetune, listing, runs, search, train
+from inborn.cli import (
+    demo,
+    ensemble,
+    evaluate,
+    export,
+    family,
+    finetune,
+    listing,
+    nas,
+    reproduce,
+    runs,
+    search,
+    sweep,
+    train,
+)
 from inborn.cli.common import OneLineParser
 from inborn.errors import InbornError
 
@@ -24,9 +38,13 @@ def build_parser() -> OneLineParser:
     search.add_parser(sub)
     finetune.add_parser(sub)
     family.add_parsers(sub)
+    ensemble.add_parser(sub)
     export.add_parser(sub)
     runs.add_parser(sub)
     demo.add_parser(sub)
+    sweep.add_parser(sub)
+    nas.add_parser(sub)
+    reproduce.add_parser(sub)
     return parser
 
 

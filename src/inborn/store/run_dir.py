@@ -6,13 +6,17 @@
     model.safetensors    the selected model (best on validation), what `inborn.load` reads
     summary.json         the final figures
     eval.json            the latest `inborn eval` result
+    .lock                held (flock) by the one process writing the run; holds its pid
 Every file is written atomically; tensors go through safetensors, never pickle.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +46,42 @@ class RunDir:
     CHECKPOINT = "checkpoint.safetensors"
     MODEL = "model.safetensors"
     SUMMARY = "summary.json"
+    LOCK = ".lock"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    # -- lock ----------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process: a second writer gets a one-line InbornError at once.
+
+        flock, not a pid file: the kernel drops it when the holder dies, even by SIGKILL, so a
+        killed run can be resumed without cleaning anything up. The file itself stays (removing
+        it would let two processes each lock a different file of the same name).
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:  # BlockingIOError when held; anything else is as fatal
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InbornError(f"run directory {str(self.path)!r} is in use by another process (pid {pid})") from e
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- config --------------------------------------------------------------
     def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:

@@ -1,0 +1,207 @@
+"""One cell of a sweep: a run to make, how to launch it, and whether it is already done.
+
+A cell's directory holds, besides the run's own files:
+    cell.json   what the cell is (kind, config, extra args): a re-run with other settings is refused
+    cell.yaml   the config passed to `inborn <kind> --config` (ticket and finetune settings go as flags)
+    cell.log    stdout and stderr of every attempt, each after a `== start` line
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inborn.errors import InbornError
+from inborn.io import atomic_write_json, atomic_write_text
+from inborn.store import ResultsDB, RunDir
+from inborn.sweep import grid as grid_mod
+
+CELL_JSON = "cell.json"
+CELL_YAML = "cell.yaml"
+CELL_LOG = "cell.log"
+# A run made under Ray writes its own database here; the driver copies its rows into the
+# sweep's database, so that SQLite is never shared between the nodes of a cluster.
+CELL_DB = "cell.db"
+START_MARK = "== start "
+
+# ticket key -> `inborn search` flag (booleans are store_true flags).
+_TICKET_FLAGS = {"keep_ratio": "--keep", "pattern": "--pattern", "init": "--init", "scope": "--scope",
+                 "dense_first": "--dense-first", "dense_last": "--dense-last", "scale_fan": "--scale-fan",
+                 "weight_seed": "--weight-seed"}
+
+
+@dataclass
+class Cell:
+    """A run of `inborn <kind>` with `config` (TrainConfig fields, partial: the CLI fills in the
+    rest from the data set's recipe) into the run directory `out`. `values` are the grid values
+    that name it; `extra_args` are appended to its command line."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    out: Path
+    values: dict[str, Any] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out).resolve()  # absolute: Ray workers need not share our cwd
+
+    def spec(self) -> dict[str, Any]:
+        """What the cell is, as plain JSON data (paths become strings, tuples lists)."""
+        spec = {"kind": self.kind, "config": self.config, "extra_args": list(self.extra_args)}
+        return json.loads(json.dumps(spec, default=str))
+
+
+def infer_kind(config: dict[str, Any]) -> str:
+    if config.get("finetune") is not None:
+        return "finetune"
+    return "search" if config.get("ticket") is not None else "train"
+
+
+def check_kind(kind: str, config: dict[str, Any], name: str) -> None:
+    """The settings `inborn <kind>` can take; a mismatch would otherwise fail every run."""
+    where = f"cell {name!r}" if name else "sweep"
+    if kind == "search" and not (config.get("ticket") or {}).get("keep_ratio"):
+        raise InbornError(f"{where}: a search needs a keep ratio (ticket.keep_ratio, or --grid keep=...)")
+    if kind == "finetune" and not (config.get("finetune") or {}).get("ticket"):
+        raise InbornError(f"{where}: a finetune needs finetune.ticket (the run directory of a ticket)")
+    if kind != "search" and (config.get("ticket") is not None or config.get("from_run")):
+        raise InbornError(f"{where}: ticket / from_run settings belong to kind search, not {kind}")
+    if kind != "finetune" and config.get("finetune") is not None:
+        raise InbornError(f"{where}: finetune settings belong to kind finetune, not {kind}")
+
+
+def plan_cells(base_config: str | Path, specs: list[str], out: str | Path) -> list[Cell]:
+    """The cells of `inborn sweep BASE --grid ... --out OUT`, each checked before anything runs."""
+    from inborn.data import dataset_entry
+    from inborn.models.registry import model_entry
+    from inborn.train.config import TrainConfig
+
+    kind, base = grid_mod.load_base(base_config)
+    grid = grid_mod.parse_grid(specs)
+    cells, names = [], set()
+    for values, config in grid_mod.expand(base, grid):
+        name = grid_mod.cell_name(values)
+        if name in names:
+            raise InbornError(f"two cells map to the directory {name!r}; write the values differently")
+        names.add(name)
+        cell_kind = kind or infer_kind(config)
+        check_kind(cell_kind, config, name)
+        try:  # unknown names and bad values fail here, once, not in every cell
+            TrainConfig.from_dict({**TrainConfig().to_dict(), **config}).validate()
+        except TypeError as e:
+            raise InbornError(f"cell {name!r}: {e}") from e
+        if "data" in config:
+            dataset_entry(config["data"])
+        if "arch" in config:
+            model_entry(config["arch"])
+        cells.append(Cell(name=name, kind=cell_kind, config=config, out=Path(out) / name, values=values))
+    return cells
+
+
+# -- state on disk ---------------------------------------------------------------
+def check_cell(cell: Cell) -> None:
+    """Refuse, before anything runs, a cell that `inborn <kind>` cannot take, or a directory made
+    for another cell (e.g. the base config changed since)."""
+    if cell.kind not in grid_mod.KINDS:
+        raise InbornError(f"cell {cell.name!r}: kind must be one of {', '.join(grid_mod.KINDS)}, got {cell.kind!r}")
+    check_kind(cell.kind, cell.config, cell.name)
+    cell_command(cell, "results.db", resume=False)  # raises on settings that have no flag
+    path = cell.out / CELL_JSON
+    if path.exists() and json.loads(path.read_text()) != cell.spec():
+        raise InbornError(f"{str(cell.out)!r} was made with other settings than this sweep's; "
+                          f"use another --out (or remove that directory)")
+
+
+def is_complete(cell: Cell, db: ResultsDB | str | Path | None = None) -> bool:
+    """Done: its summary.json is written and the results database has it as complete."""
+    if not (cell.out / RunDir.SUMMARY).exists():
+        return False
+    db = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    try:
+        rows = db.runs(path=str(cell.out))
+    except InbornError:  # no database yet
+        return False
+    return bool(rows) and rows[0]["status"] == "complete"
+
+
+def should_resume(cell: Cell) -> bool:
+    """Continue an interrupted run: once config.yaml is written, `--resume` restarts from the last
+    complete epoch (or from epoch 0 when none completed), and a fresh start would be refused."""
+    return (cell.out / RunDir.CONFIG).exists()
+
+
+def _split_config(cell: Cell) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
+    """(the --config part, ticket, from_run, finetune): the last three go as flags."""
+    config = cell.spec()["config"]
+    return config, config.pop("ticket", None) or {}, config.pop("from_run", None), config.pop("finetune", None) or {}
+
+
+def write_cell_files(cell: Cell) -> None:
+    cell.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cell.out / CELL_JSON, cell.spec())
+    atomic_write_text(cell.out / CELL_YAML, yaml.safe_dump(_split_config(cell)[0], sort_keys=False))
+
+
+def cell_command(cell: Cell, db: str | Path, resume: bool) -> list[str]:
+    """`python -m inborn <kind> --config DIR/cell.yaml --out DIR ...` (see `write_cell_files`)."""
+    config, ticket, from_run, finetune = _split_config(cell)
+    cmd = [sys.executable, "-m", "inborn", cell.kind]
+    if cell.kind == "finetune":
+        cmd.append(str(finetune["ticket"]))
+    cmd += ["--config", str(cell.out / CELL_YAML), "--out", str(cell.out), "--db", str(db), "--quiet"]
+    if "adv" in config:  # search and finetune default to pgd over the config's adv; say it as a flag
+        cmd += ["--adv", str(config["adv"])]
+    for key, value in ticket.items():
+        flag = _TICKET_FLAGS.get(key)
+        if flag is None:
+            raise InbornError(f"cell {cell.name!r}: `inborn search` has no flag for ticket.{key}; "
+                              f"settable: {', '.join(_TICKET_FLAGS)}")
+        if isinstance(value, bool):
+            cmd += [flag] if value else []
+        else:
+            cmd += [flag, str(value)]
+    if from_run:
+        cmd += ["--from-run", str(from_run)]
+    for key in ("weights", "mask"):
+        if key in finetune:
+            cmd += [f"--{key}", str(finetune[key])]
+    if resume:
+        cmd.append("--resume")
+    return cmd + list(cell.extra_args)
+
+
+def start_line(cmd: list[str]) -> str:
+    import shlex
+
+    return f"{START_MARK}{time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(cmd)}\n"
+
+
+def attempts(cell: Cell) -> int:
+    """How many times the sweep started this cell (from cell.log)."""
+    log = cell.out / CELL_LOG
+    if not log.exists():
+        return 0
+    return sum(line.startswith(START_MARK) for line in log.read_text(errors="replace").splitlines())
+
+
+def mirror_cell_db(cell: Cell, db: ResultsDB) -> None:
+    """Copy a Ray-run cell's rows from its own database (cell.db) into the sweep's."""
+    cell_db = ResultsDB(cell.out / CELL_DB)
+    try:
+        runs, results = cell_db.runs(path=str(cell.out)), cell_db.results(run_path=str(cell.out))
+    except InbornError:
+        return
+    if not runs or runs[0]["status"] != "complete":
+        return
+    doc = RunDir(cell.out).read_config()
+    db.upsert_run(cell.out, kind=runs[0]["kind"], status="complete", config=doc["config"],
+                  summary=RunDir(cell.out).read_summary())
+    if results:
+        db.add_results(results)
