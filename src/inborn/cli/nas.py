@@ -73,13 +73,10 @@ def cmd_nas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from inborn.studies.nas import run_nas_study
-    from inborn.studies.report import markdown_table
 
     result = run_nas_study(study_config(args), args.out, executor=args.executor, max_parallel=args.max_parallel,
                            address=args.address, device=args.device, progress=not args.quiet)
-    main = "pgd" if any("pgd@" in k for k in result["rows"][0]) else None
-    cols = ["model", "family", "clean", *[k for k in result["rows"][0] if main and k.startswith("pgd@")]]
-    print(markdown_table(result["rows"], cols))
+    print(result["main_table"])
     for line in result["findings"]:
         print(line)
     print(f"report: {Path(args.out) / 'report.md'}")

@@ -237,7 +237,9 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid,
                                            "rows": rows, "ensemble": ensemble_rows, "findings": findings})
     _record(cells, results, cfg)
-    return {"rows": rows, "ensemble": ensemble_rows, "findings": findings, "eps": grid}
+    main = _main_attack(cfg.attacks)
+    main_table = markdown_table(rows, ["model", "family", "clean", *[f"{main}@{e:.4g}" for e in grid]])
+    return {"rows": rows, "ensemble": ensemble_rows, "findings": findings, "eps": grid, "main_table": main_table}
 
 
 def _ok(status: Any) -> bool:

@@ -67,7 +67,7 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
     for key, value in (overrides or {}).items():
         resolved = with_value(resolved, key, value)
     if doc["runner"] == "nas":
-        study = resolved.setdefault("study", {})
+        study = resolved.setdefault("settings", {})
         if data_dir is not None:
             study["data_dir"] = data_dir
         if "eps" in study and study["eps"] is not None:

@@ -23,7 +23,7 @@ def check_data(preset: dict[str, Any]) -> Any:
     returns its DatasetInfo."""
     from inborn.data import load_data
 
-    settings = preset["study"] if preset["runner"] == "nas" else preset["base"]
+    settings = preset["settings"] if preset["runner"] == "nas" else preset["base"]
     name, root = settings.get("data", "mnist5k"), settings.get("data_dir")
     try:
         return load_data(name, root).info
@@ -57,9 +57,9 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     if preset["runner"] == "nas":
         from inborn.studies.nas import NasStudyConfig, run_nas_study
 
-        result = run_nas_study(NasStudyConfig.from_dict(preset["study"]), out, executor=executor,
+        result = run_nas_study(NasStudyConfig.from_dict(preset["settings"]), out, executor=executor,
                                max_parallel=max_parallel or 1, address=address, device=device, progress=progress)
-        return {"report": out / "report.md", "main_table": result.get("main_table", ""), "rows": result["rows"]}
+        return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}
     if preset["runner"] == "tickets":
         from inborn.studies.tickets import run_ticket_study
 
