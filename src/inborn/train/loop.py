@@ -2,10 +2,15 @@
 
 Read top to bottom: set up, (maybe) restore, then for each epoch train, validate, select,
 checkpoint. Every epoch reseeds from (seed, epoch), so `--resume` replays exactly.
+
+Under torchrun (see docs/distributed.md) every rank draws the same global batches and trains on
+its slice of each, in DistributedDataParallel; rank 0 alone validates, tests and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from inborn import distributed
 from inborn.analysis.evaluate import evaluate
 from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, cutout, load_data, random_crop_flip
@@ -96,8 +102,16 @@ def train(
             f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out"
         )
     cfg.validate()
-    db = db or ResultsDB()
-    device = resolve_device(cfg.device)
+    # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
+    lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with lock:
+        return _train(run, cfg, resume=resume, db=db or ResultsDB(), progress=progress)
+
+
+def _train(run: RunDir, cfg: TrainConfig, *, resume: bool, db: ResultsDB, progress: bool) -> dict[str, Any]:
+    device = distributed.init_from_env(resolve_device(cfg.device))
+    main, world = distributed.is_main(), distributed.world_size()
+    progress = progress and main
     splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     info = splits.info
     eps = info.default_eps if cfg.eps is None else cfg.eps
@@ -121,9 +135,11 @@ def train(
         tensors, state = ckpt
         restore_training_state(model, opt, tensors)
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
-    if not resume or start_epoch == 0:
+    net = distributed.wrap(model, device)  # trains the weights; attacks and evaluation use `model`
+    if main and (not resume or start_epoch == 0):
         run.write_config(cfg.to_dict(), spec, kind=cfg.kind)
-    db.upsert_run(run.path, kind=cfg.kind, status="running", config=cfg.to_dict())
+    if main:
+        db.upsert_run(run.path, kind=cfg.kind, status="running", config=cfg.to_dict())
 
     attack = training_attack(cfg, eps)
     step_per_eps = attack.step_size / eps if attack is not None and hasattr(attack, "step_size") and eps > 0 else None
@@ -133,7 +149,7 @@ def train(
         seed = epoch_seed(cfg.seed, epoch)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        model.train()
+        net.train()
         _set_drop_path(model, cfg.drop_path * epoch / cfg.epochs)
         t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
         batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
@@ -145,9 +161,13 @@ def train(
             if cfg.augment:
                 x = random_crop_flip(x, info.crop_padding, info.flip, generator=gen)
             x = cutout(x, cfg.cutout, generator=gen)
+            if len(y) < world:  # a last global batch too small to give every rank a sample
+                continue
+            # Augmented as one global batch (same random draws as one process), then sliced.
+            x, y = distributed.shard(x, y)
             cur_eps = eps * min(1.0, progress_epochs / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs > 0 else eps
             if cfg.adv == "free":
-                loss, logits, free_delta = _free_step(model, opt, x, y, cur_eps, cfg, free_delta, params)
+                loss, logits, free_delta = _free_step(net, opt, x, y, cur_eps, cfg, free_delta, params)
             else:
                 # Masks (if any) are computed once per batch; the attack steps take no
                 # gradient to the scores. Both are no-ops for an ordinary network.
@@ -157,7 +177,7 @@ def train(
                         with scores_frozen(model):
                             x = attack(model, x, y)
                     with autocast(device, cfg.amp):
-                        logits = model(x).float()
+                        logits = net(x).float()
                     loss = F.cross_entropy(logits, y)
                     if cfg.aux_weight > 0:
                         loss = loss + cfg.aux_weight * F.cross_entropy(_aux_logits(model).float(), y)
@@ -171,29 +191,35 @@ def train(
             correct += logits.argmax(1).eq(y).sum().item()
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         free_delta = None  # restart the free perturbation each epoch so resume replays exactly
+        totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
+        seen, loss_sum, correct = distributed.all_reduce_sum(totals).tolist()  # over all ranks
 
         record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}
-        record.update(validate(model, splits, cfg, eps))
-        if cfg.test_every_epoch:
-            record["test_robust_acc"] = _test_robust(model, splits, cfg)
-        history.append(record)
-        if record["select_score"] > best["score"]:
-            best = {"epoch": epoch, "score": record["select_score"]}
-            run.save_model(model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
-        run.save_checkpoint(training_state(model, opt), {"epoch": epoch, "history": history, "best": best})
-        run.write_metrics(history)
-        if progress:
-            tqdm.write(_epoch_line(record, cfg.epochs))
+        if main:  # the other ranks wait at the barrier below
+            record.update(validate(model, splits, cfg, eps))
+            if cfg.test_every_epoch:
+                record["test_robust_acc"] = _test_robust(model, splits, cfg)
+            history.append(record)
+            if record["select_score"] > best["score"]:
+                best = {"epoch": epoch, "score": record["select_score"]}
+                run.save_model(model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
+            run.save_checkpoint(training_state(model, opt), {"epoch": epoch, "history": history, "best": best})
+            run.write_metrics(history)
+            if progress:
+                tqdm.write(_epoch_line(record, cfg.epochs))
+        distributed.barrier()
 
-    summary = finish(run, cfg, spec, splits, best, history, device, progress)
-    db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
-    db.add_results([{
-        "run_path": run.path, "split": "test", "attack": "pgd", "eps": eps, "steps": cfg.test_attack_steps,
-        "n": summary["test"]["n"], "clean_acc": summary["test"]["clean_acc"],
-        "robust_acc": summary["test"]["robust_acc"], "hrs": summary["test"]["hrs"],
-    }])
-    return summary
+    summary: dict[str, Any] | None = None
+    if main:
+        summary = finish(run, cfg, spec, splits, best, history, device, progress)
+        db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
+        db.add_results([{
+            "run_path": run.path, "split": "test", "attack": "pgd", "eps": eps, "steps": cfg.test_attack_steps,
+            "n": summary["test"]["n"], "clean_acc": summary["test"]["clean_acc"],
+            "robust_acc": summary["test"]["robust_acc"], "hrs": summary["test"]["hrs"],
+        }])
+    return distributed.broadcast_object(summary)  # the same summary on every rank
 
 
 def _set_drop_path(model: nn.Module, prob: float) -> None:
