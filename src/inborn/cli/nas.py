@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=20, help="PGD steps")
     p.add_argument("--n", type=int, default=500, help="test images per attack")
     p.add_argument("--aa-n", type=int, default=100, help="test images for AutoAttack (the slow one)")
+    p.add_argument("--aa-eps", help="comma-separated ε at which AutoAttack runs (default: the whole grid)")
     p.add_argument("--tickets", type=float, help="add a robust scratch ticket column at this keep ratio")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier of the hand-crafted networks")
     p.add_argument("--nas-opt", action="append", metavar="KEY=VALUE",
@@ -63,7 +64,8 @@ def study_config(args: argparse.Namespace) -> Any:
         data=args.data, data_dir=args.data_dir, archs=args.archs.split(","),
         ensemble=[a for a in args.ensemble.split(",") if a.strip()], combine=args.combine, epochs=args.epochs,
         attacks=attacks, eps=[parse_eps(e) for e in args.eps.split(",")] if args.eps else None, steps=args.steps,
-        n=args.n, aa_n=args.aa_n, tickets=args.tickets, width=args.width,
+        n=args.n, aa_n=args.aa_n, aa_eps=[parse_eps(e) for e in args.aa_eps.split(",")] if args.aa_eps else None,
+        tickets=args.tickets, width=args.width,
         nas_options=parse_options(args.nas_opt or []), train=parse_options(args.train_opt or []),
         nas_train=parse_options(args.nas_train_opt or []), seed=args.seed,
     )

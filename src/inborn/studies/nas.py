@@ -41,6 +41,9 @@ class NasStudyConfig:
     steps: int = 20
     n: int = 500
     aa_n: int = 100
+    # The ε at which AutoAttack runs (None: the whole grid). It is the slow attack, slowest at
+    # small ε where many images survive APGD and reach FAB and Square.
+    aa_eps: list[float] | None = None
     # A robust scratch ticket column: a PGD-searched mask at this keep ratio for every architecture.
     tickets: float | None = None
     # Width multiplier of the hand-crafted networks, and options of the DARTS networks.
@@ -125,7 +128,7 @@ def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
 
 def _eval_key(cfg: NasStudyConfig, grid: list[float]) -> str:
     settings = {"attacks": cfg.attacks, "eps": grid, "steps": cfg.steps, "n": cfg.n, "aa_n": cfg.aa_n,
-                "seed": cfg.seed}
+                "aa_eps": cfg.aa_eps, "seed": cfg.seed}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -148,7 +151,9 @@ def evaluate_model(model: torch.nn.Module, splits, cfg: NasStudyConfig, grid: li
     for r in result["results"]:
         r["n"] = result["n"]
     if "autoattack" in cfg.attacks:
-        aa = evaluate(model, splits.test, attacks=["autoattack"], eps=grid, n=cfg.aa_n, seed=cfg.seed, device=device)
+        aa_grid = grid if cfg.aa_eps is None else sorted(cfg.aa_eps)
+        aa = evaluate(model, splits.test, attacks=["autoattack"], eps=aa_grid, n=cfg.aa_n, seed=cfg.seed,
+                      device=device)
         for r in aa["results"]:
             r["n"] = aa["n"]
         result["results"] += aa["results"]
@@ -298,7 +303,9 @@ def _report(cfg: NasStudyConfig, grid: list[float], rows: list[dict[str, Any]], 
         "",
         f"Data `{cfg.data}`, {cfg.epochs} epochs of natural training per network (no adversarial training), "
         f"ε grid {', '.join(f'{e:.4g}' for e in grid)} in pixel units (L∞). "
-        f"Attacks on the first {cfg.n} test images (AutoAttack on the first {cfg.aa_n}); PGD-{cfg.steps}. "
+        f"Attacks on the first {cfg.n} test images (AutoAttack on the first {cfg.aa_n}"
+        + (f", at ε {', '.join(f'{e:.4g}' for e in cfg.aa_eps)} only" if cfg.aa_eps is not None else "")
+        + f"); PGD-{cfg.steps}. "
         "A sample counts as robust only if it is classified correctly both clean and under attack. "
         "MACs: multiply-accumulates of one forward pass of one image.",
         "",

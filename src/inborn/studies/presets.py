@@ -70,8 +70,9 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
         study = resolved.setdefault("settings", {})
         if data_dir is not None:
             study["data_dir"] = data_dir
-        if "eps" in study and study["eps"] is not None:
-            study["eps"] = [parse_eps(str(e)) for e in study["eps"]]
+        for key in ("eps", "aa_eps"):
+            if study.get(key) is not None:
+                study[key] = [parse_eps(str(e)) for e in study[key]]
         from inborn.studies.nas import NasStudyConfig
 
         NasStudyConfig.from_dict(study)

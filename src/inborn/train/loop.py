@@ -104,15 +104,17 @@ def train(
     cfg.validate()
     # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
     lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    # The data first: a missing data set must fail before the run directory is created.
+    splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     with lock:
-        return _train(run, cfg, resume=resume, db=db or ResultsDB(), progress=progress)
+        return _train(run, cfg, splits, resume=resume, db=db or ResultsDB(), progress=progress)
 
 
-def _train(run: RunDir, cfg: TrainConfig, *, resume: bool, db: ResultsDB, progress: bool) -> dict[str, Any]:
+def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
+           progress: bool) -> dict[str, Any]:
     device = distributed.init_from_env(resolve_device(cfg.device))
     main, world = distributed.is_main(), distributed.world_size()
     progress = progress and main
-    splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     info = splits.info
     eps = info.default_eps if cfg.eps is None else cfg.eps
     cfg.eps = eps
