@@ -95,6 +95,21 @@ def barrier() -> None:
         dist.barrier()
 
 
+def exit_now(code: int) -> None:
+    """In a distributed run, leave the group and end the process at once with `code`.
+
+    Interpreter teardown can still free a gloo/DDP object after its group is gone, which aborts
+    the process ("terminate called without an active exception") and fails a run that had
+    succeeded; `os._exit` skips that teardown once everything is written and flushed.
+    """
+    if not is_distributed():
+        return
+    cleanup()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def cleanup() -> None:
     """Leave the process group (registered to run at exit)."""
     if is_distributed():

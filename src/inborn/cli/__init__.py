@@ -49,6 +49,14 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from inborn import distributed
+
+    code = _run(argv)
+    distributed.exit_now(code)  # under torchrun only: see there
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

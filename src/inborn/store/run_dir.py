@@ -68,6 +68,7 @@ class RunDir:
         except ImportError:  # not POSIX: no lock, as before
             yield
             return
+        created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -80,6 +81,12 @@ class RunDir:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
+        except BaseException:
+            # A run that failed before writing anything (a bad keep ratio, say) leaves no trace.
+            if created and [p.name for p in self.path.iterdir()] == [self.LOCK]:
+                self.file(self.LOCK).unlink()
+                self.path.rmdir()
+            raise
         finally:
             os.close(fd)  # releases the lock
 
