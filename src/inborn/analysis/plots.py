@@ -85,6 +85,8 @@ def plot_study_curves(rows: list[dict[str, Any]], attacks: list[str], eps: list[
                     label=f"{r['model']} ({family})")
         ax.set_title(attack.upper())
         ax.set_xlabel("ε (pixel units, L-inf)")
+        span = max(eps) - min(eps) or max(eps) or 1.0
+        ax.set_xlim(min(eps) - 0.05 * span, max(eps) + 0.05 * span)  # one axis for every panel
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("robust accuracy")

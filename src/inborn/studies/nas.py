@@ -283,9 +283,13 @@ def _findings(rows: list[dict[str, Any]], grid: list[float], ensemble_rows: list
         nas = _family_mean(rows, (PUBLISHED_NAS, RANDOM_NAS), col)
         if hand is None or nas is None:
             continue
-        winner = "NAS (published and random)" if nas > hand else "hand-crafted"
+        if abs(nas - hand) < 0.005:
+            verdict = "neither family is more robust"
+        else:
+            winner = "NAS (published and random)" if nas > hand else "hand-crafted"
+            verdict = f"{winner} networks are more robust (by {abs(nas - hand):.3f})"
         lines.append(f"At the {label} ε ({e:.4g}), {attack.upper()}: hand-crafted mean {hand:.3f}, NAS mean {nas:.3f}"
-                     f" → {winner} networks are more robust (by {abs(nas - hand):.3f}).")
+                     f" → {verdict}.")
     if ensemble_rows:
         gain = ensemble_rows[-1]
         parts = [f"ε={e:.4g}: {gain[f'{attack}@{e:.4g}']:+.3f}" for e in grid if f"{attack}@{e:.4g}" in gain]
