@@ -42,10 +42,19 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; a line is written whole with a single write call."""
-    line = json.dumps(record, sort_keys=True) + "\n"
-    with open(path, "a") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML file that must hold a mapping; every problem is a one-line InbornError."""
+    import yaml
+
+    from inborn.errors import InbornError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InbornError(f"{what} {str(path)!r} does not exist")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InbornError(f"{what} {str(path)!r} is not valid YAML") from e
+    if not isinstance(doc, dict):
+        raise InbornError(f"{what} {str(path)!r} must hold a mapping of settings")
+    return doc

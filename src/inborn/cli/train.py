@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from inborn.cli.common import parse_eps, parse_int_list, parse_options
-from inborn.errors import InbornError
+from inborn.io import read_yaml_mapping
 
 # CLI flag -> TrainConfig field, for the flags that map one to one.
 _FIELDS = {
@@ -78,16 +75,7 @@ def resolve_config(args: argparse.Namespace, inherited: dict[str, Any] | None = 
 
     values: dict[str, Any] = dict(inherited or {})
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise InbornError(f"config file {args.config!r} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise InbornError(f"config file {args.config!r} is not valid YAML") from e
-        if not isinstance(loaded, dict):
-            raise InbornError(f"config file {args.config!r} must hold a mapping of settings")
-        values.update(loaded)
+        values.update(read_yaml_mapping(args.config))
     for flag, field in _FIELDS.items():
         if getattr(args, flag) is not None:
             values[field] = getattr(args, flag)

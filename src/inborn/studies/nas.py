@@ -21,6 +21,7 @@ from tqdm import tqdm
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.studies.report import markdown_table, write_csv
+from inborn.sweep.grid import safe_name
 
 HAND_CRAFTED, PUBLISHED_NAS, RANDOM_NAS, ENSEMBLE, TICKET = "hand-crafted", "NAS", "random NAS", "ensemble", "ticket"
 _RANGE = re.compile(r"^random:(\d+)-(\d+)$")
@@ -96,9 +97,6 @@ def eps_grid(cfg: NasStudyConfig, default_eps: float) -> list[float]:
     return sorted(grid)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
 
 def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
     """One training run per architecture (and one ticket search each, if asked)."""
@@ -115,12 +113,12 @@ def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
             **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
             **cfg.train, **(cfg.nas_train if nas else {}),
         }
-        cells.append(Cell(name=arch, kind="train", config=config, out=out / "runs" / _safe(arch)))
+        cells.append(Cell(name=arch, kind="train", config=config, out=out / "runs" / safe_name(arch)))
         if cfg.tickets is not None:
             search = {**config, **recipe_defaults(cfg.data, "pgd"), "adv": "pgd",
                       "ticket": {"keep_ratio": cfg.tickets}, "aux_weight": 0.0, "drop_path": 0.0}
             cells.append(Cell(name=f"{arch} RST {cfg.tickets:g}", kind="search", config=search,
-                              out=out / "runs" / _safe(f"{arch}-rst{cfg.tickets:g}")))
+                              out=out / "runs" / safe_name(f"{arch}-rst{cfg.tickets:g}")))
     for cell in cells:  # a bad setting fails here, once, rather than in every worker
         TrainConfig.from_dict({**TrainConfig().to_dict(), **cell.config}).validate()
     return cells
@@ -184,7 +182,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     from inborn.data import load_data
     from inborn.device import resolve_device
     from inborn.models.ensemble import Ensemble
-    from inborn.sweep import run_cells
+    from inborn.studies.execute import run_or_fail
 
     out = Path(out)
     if cfg.combine not in ("logits", "softmax"):
@@ -202,10 +200,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     cells = study_cells(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
-    statuses = run_cells(cells, executor=executor, max_parallel=max_parallel, address=address)
-    failed = [c.name for c, s in zip(cells, statuses, strict=True) if not _ok(s)]
-    if failed:
-        raise InbornError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see their run directories")
+    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address)
 
     dev = resolve_device(device)
     info = splits.info
@@ -218,7 +213,8 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
         bar.set_postfix(model=cell.name)
         model = load(cell.out, device=dev)
         family = TICKET if cell.kind == "search" else arch_family(cell.config["arch"])
-        results[cell.name] = evaluate_model(model, splits, cfg, grid, out / "evals" / f"{_safe(cell.name)}.json", dev)
+        cache = out / "evals" / f"{safe_name(cell.name)}.json"
+        results[cell.name] = evaluate_model(model, splits, cfg, grid, cache, dev)
         rows.append(_row(cell.name, family, model, shape, results[cell.name]))
         models[cell.name] = model
     ensemble_rows: list[dict[str, Any]] = []
@@ -245,11 +241,6 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     main = _main_attack(cfg.attacks)
     main_table = markdown_table(rows, ["model", "family", "clean", *[f"{main}@{e:.4g}" for e in grid]])
     return {"rows": rows, "ensemble": ensemble_rows, "findings": findings, "eps": grid, "main_table": main_table}
-
-
-def _ok(status: Any) -> bool:
-    return (status.get("status") if isinstance(status, dict) else getattr(status, "status", status)) in (
-        "complete", "skipped", "ok")
 
 
 def _main_attack(attacks: list[str]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from inborn.errors import InbornError
+from inborn.io import read_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SCALES = ("quick", "paper")
@@ -38,11 +39,8 @@ def preset_path(name: str) -> Path:
 
 def load_preset(name: str) -> dict[str, Any]:
     path = preset_path(name)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InbornError(f"study file {str(path)!r} is not valid YAML") from e
-    if not isinstance(doc, dict) or doc.get("runner") not in RUNNERS or not isinstance(doc.get("scales"), dict):
+    doc = read_yaml_mapping(path, "study file")
+    if doc.get("runner") not in RUNNERS or not isinstance(doc.get("scales"), dict):
         raise InbornError(f"study file {str(path)!r} needs a runner ({', '.join(RUNNERS)}) and scales")
     doc.setdefault("study", path.stem)
     return doc

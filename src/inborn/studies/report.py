@@ -36,8 +36,3 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequenc
     for r in rows:
         writer.writerow({c: r.get(c) for c in columns})
     atomic_write_text(path, buf.getvalue())
-
-
-def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
+from inborn.studies.execute import run_or_fail
 from inborn.studies.presets import resolve_preset
 
 # Where each official data set's files go (said when paper scale finds them missing).
@@ -37,8 +39,6 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
               executor: str = "local", max_parallel: int | None = 1, address: str | None = None,
               progress: bool = True, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or pick up) a study and write its report; returns {report, main_table, rows}."""
-    from inborn.sweep import run_cells
-
     preset = resolve_preset(name, scale, data_dir=data_dir, device=device, overrides=overrides)
     info = check_data(preset)
     if preset["runner"] != "nas" and preset["base"].get("eps") is None:
@@ -47,12 +47,7 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
 
-    def run(cells: list[Any]) -> None:
-        results = run_cells(cells, executor=executor, max_parallel=max_parallel, address=address)
-        failed = [r.cell.name for r in results if r.status == "failed"]
-        if failed:
-            raise InbornError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see their run directories, "
-                              "then run the same command again to pick up where it stopped")
+    run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address)
 
     if preset["runner"] == "nas":
         from inborn.studies.nas import NasStudyConfig, run_nas_study

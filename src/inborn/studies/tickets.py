@@ -6,17 +6,13 @@ fine-tuning of each ticket's structure, then a table, a figure and the paper's n
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
 from inborn.studies.presets import with_value
 from inborn.studies.report import markdown_table, write_csv
-
-
-def _safe(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{value:g}" if isinstance(value, float) else str(value))
+from inborn.sweep.grid import safe_name
 
 
 def _dense(base: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +25,7 @@ def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
     from inborn.sweep import Cell
 
     return [Cell(name=f"RST {preset['vary']}={v}", kind="search", config=with_value(preset["base"], preset["vary"], v),
-                 out=runs / f"rst-{_safe(v)}", values={preset["vary"]: v}) for v in preset["values"]]
+                 out=runs / f"rst-{safe_name(v)}", values={preset["vary"]: v}) for v in preset["values"]]
 
 
 def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
@@ -52,7 +48,7 @@ def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> li
             value = ticket.values[preset["vary"]]
             config = {**_dense(preset["base"]), "finetune": {"ticket": str(ticket.out), "weights": weights}}
             cells.append(Cell(name=f"ft-{weights} {preset['vary']}={value}", kind="finetune", config=config,
-                              out=runs / f"ft-{weights}-{_safe(value)}", values={preset["vary"]: value}))
+                              out=runs / f"ft-{weights}-{safe_name(value)}", values={preset["vary"]: value}))
     return cells
 
 
@@ -91,8 +87,10 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path 
             row["paper robust %"] = paper[str(value)]
             row["ours - paper"] = 100 * robust - paper[str(value)]
         rows.append(row)
-    base_rows = [{"model": c.name, "clean": test_figures(c.out)[0], "robust": test_figures(c.out)[1]}
-                 for c in baselines]
+    base_rows = []
+    for c in baselines:
+        clean, robust = test_figures(c.out)
+        base_rows.append({"model": c.name, "clean": clean, "robust": robust})
     columns = list(dict.fromkeys(k for r in rows for k in r))
     write_csv(out / "table.csv", rows, columns)
     if base_rows:

@@ -8,10 +8,10 @@ writes OUT/sweep.csv and OUT/sweep.md. `inborn reproduce` and `inborn nas` build
 
 from inborn.sweep.cells import Cell, attempts, is_complete, plan_cells
 from inborn.sweep.executors import CellResult, default_parallel, run_cell, run_cells
-from inborn.sweep.grid import expand, parse_grid
+from inborn.sweep.grid import expand, parse_grid, safe_name
 from inborn.sweep.report import result_rows, write_report
 
 __all__ = [
     "Cell", "CellResult", "attempts", "default_parallel", "expand", "is_complete", "parse_grid", "plan_cells",
-    "result_rows", "run_cell", "run_cells", "write_report",
+    "result_rows", "run_cell", "run_cells", "safe_name", "write_report",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from inborn.errors import InbornError
+from inborn.io import read_yaml_mapping
 
 KINDS = ("train", "search", "finetune")
 ALIASES = {"keep": "ticket.keep_ratio"}
@@ -155,14 +156,7 @@ def parse_grid(specs: list[str]) -> dict[str, list[Any]]:
 def load_base(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     """The base config: TrainConfig fields, and optionally `kind: train|search|finetune`."""
     path = Path(path)
-    if not path.is_file():
-        raise InbornError(f"config file {str(path)!r} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise InbornError(f"config file {str(path)!r} is not valid YAML") from e
-    if not isinstance(doc, dict):
-        raise InbornError(f"config file {str(path)!r} must hold a mapping of settings")
+    doc = read_yaml_mapping(path)
     kind = doc.pop("kind", None)
     if kind is not None and kind not in KINDS:
         raise InbornError(f"config file {str(path)!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -204,8 +198,13 @@ def value_text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
+def safe_name(value: Any) -> str:
+    """A value as a filesystem-safe piece of a directory name (`random:0` -> `random_0`)."""
+    return _UNSAFE.sub("_", value_text(value))
+
+
 def cell_name(values: dict[str, Any]) -> str:
     """A directory name for a cell, `key=value,...` in grid order, filesystem-safe."""
-    parts = [f"{key}={_UNSAFE.sub('_', value_text(value))}" for key, value in values.items()]
+    parts = [f"{key}={safe_name(value)}" for key, value in values.items()]
     name = ",".join(parts)
     return name if name not in ("", ".", "..") else "_"

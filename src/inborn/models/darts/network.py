@@ -8,6 +8,7 @@ in training mode with the auxiliary head on, the head's logits are kept in `aux_
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -91,7 +92,7 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-class _CellNetwork(nn.Module):
+class _CellNetwork(nn.Module, abc.ABC):
     """Cells after a stem, reductions at 1/3 and 2/3 of the depth, global pool, linear classifier.
 
     `drop_path_prob` is read at every forward (the training loop raises it epoch by epoch).
@@ -124,8 +125,9 @@ class _CellNetwork(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
+    @abc.abstractmethod
     def stem(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """The two first cell inputs (s0, s1): the CIFAR and ImageNet networks differ only here."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.aux_logits = None
