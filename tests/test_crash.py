@@ -117,7 +117,9 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_a_cell(tmp_path):
     cells = plan_cells(base, ["keep=0.2,0.4,0.6"], out)
     # What each cell was at the kill: not started, complete (on a busy machine keep=0.4 can finish
     # before keep=0.2 records an epoch), or in flight, to be started again and resumed.
-    state = ["new" if not c.out.exists() else "complete" if (c.out / "summary.json").exists() else "in flight"
+    # A cell counts as started from its first start line, not from its directory: the sweep writes
+    # a cell's files just before starting it, and the kill can fall in between.
+    state = ["new" if attempts(c) == 0 else "complete" if (c.out / "summary.json").exists() else "in flight"
              for c in cells]
     assert state[0] == "in flight"
 
