@@ -206,3 +206,36 @@ def test_the_run_directory_lock_refuses_a_second_writer_and_dies_with_its_holder
     holder.wait()
     with run.lock():  # the kernel released it: a killed run can be resumed
         assert run.file(RunDir.LOCK).read_text().strip() == str(os.getpid())
+
+
+def test_an_evaluation_killed_mid_attack_resumes_at_the_batch(tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    trained = subprocess.run(_inborn("train", "--data", "digits", "--arch", "fc", "--width", "0.25", "--epochs", "1",
+                                     "--quiet", "--out", str(run)), env=ENV, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    shutil.copytree(run, tmp_path / "copy")
+    # Slow enough batches (many PGD steps on 8 images) to be killed between two of them.
+    evaluation = ["--attack", "pgd", "--eps", "0.1", "--steps", "300", "--no-early-stop", "--batch-size", "8",
+                  "--n", "160", "--quiet"]
+    journal = run / "eval-test.journal.json"
+    cut = subprocess.Popen(_inborn("eval", str(run), *evaluation), env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not journal.exists():
+        assert cut.poll() is None and time.time() < deadline, "ended before a batch was journaled"
+        time.sleep(0.005)
+    cut.kill()
+    assert cut.wait() == -signal.SIGKILL
+    done = len(json.loads(journal.read_text())["batches"])
+    assert 1 <= done < 20, done
+    assert not (run / "eval.json").exists()
+
+    full = subprocess.run(_inborn("eval", str(tmp_path / "copy"), *evaluation), env=ENV, capture_output=True, text=True)
+    resumed = subprocess.run(_inborn("eval", str(run), *evaluation), env=ENV, capture_output=True, text=True)
+    assert full.returncode == 0 and resumed.returncode == 0, full.stderr + resumed.stderr
+    a, b = (json.loads((d / "eval.json").read_text()) for d in (tmp_path / "copy", run))
+    for key in ("n", "clean_acc", "results", "worst_case"):
+        assert a[key] == b[key], key
+    assert not journal.exists()

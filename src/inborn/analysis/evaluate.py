@@ -5,12 +5,14 @@ worst case over all attacks, and the harmonic robustness score. Always in eval()
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from inborn.analysis.journal import EvalJournal, fingerprint, pack_flags, unpack_flags
 from inborn.analysis.metrics import harmonic_robustness_score
 from inborn.attacks import AutoAttack, build_attack, model_mode
 from inborn.data.base import TensorSplit
@@ -18,6 +20,7 @@ from inborn.device import autocast
 from inborn.errors import InbornError
 
 _ITERATIVE = {"pgd", "pgd-l2", "cw", "eot-pgd"}
+_BATCH_SEED = 1_000_003  # batch b's attacks draw their noise from seed + b * this
 
 
 @torch.no_grad()
@@ -47,11 +50,14 @@ def evaluate(
     early_stop: bool = True,
     eot_samples: int | None = None,
     progress: bool = False,
+    journal: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
     A sample counts as robust to an attack only if it is classified correctly both clean and
     under attack. `worst_case` marks a sample robust at ε only if it survives every attack run.
+    With `journal` (a file path) every finished batch is recorded there, and a later call with
+    the same model and settings skips the batches it holds; the file is removed at the end.
     """
     if any(e < 0 for e in eps):
         raise InbornError(f"ε must be >= 0, got {min(eps)}")
@@ -59,31 +65,31 @@ def evaluate(
         raise InbornError(f"--n must be >= 1, got {n}")
     if device is None:
         device = next(model.parameters()).device
-    # Attacks are built once, so a seeded attack draws fresh noise batch after batch.
     grid = [(e, name, build_attack(name, e, steps=steps if name in _ITERATIVE else None, step_size=step_size,
                                    restarts=restarts, early_stop=early_stop, seed=seed, mode="eval",
                                    eot_samples=eot_samples if name == "eot-pgd" else None))
             for e in eps for name in attacks]
-    clean_parts: list[torch.Tensor] = []
-    robust_parts: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(grid))}
-    warnings: dict[int, set[str]] = {i: set() for i in range(len(grid))}
-    after: dict[int, dict[str, float]] = {}
     batches, total = _batches(data, n, batch_size, device)
-    for x, y in tqdm(batches, total=total, desc="evaluating", disable=not progress, leave=False):
-        clean_correct = predict(model, x, batch_size).eq(y)
-        clean_parts.append(clean_correct.cpu())
-        for i, (_, _, attack) in enumerate(grid):
-            robust_parts[i].append(_robust_flags(model, attack, x, y, clean_correct, batch_size).cpu())
-            # Only a batch that AutoAttack actually ran on has a fresh report to read.
-            if isinstance(attack, AutoAttack) and clean_correct.any() and attack.eps > 0:
-                warnings[i] |= set(attack.last_report.get("warnings", []))
-                # AutoAttack reports shares of the images it was given (the clean-correct ones):
-                # turn them into counts so they add up over batches and divide by all n.
-                given = int(clean_correct.sum())
-                for sub, share in attack.last_report.get("robust_accuracy_after", {}).items():
-                    after.setdefault(i, {})[sub] = after.get(i, {}).get(sub, 0) + round(share * given)
-    if not clean_parts:
+    settings = {"attacks": list(attacks), "eps": list(eps), "steps": steps, "step_size": step_size,
+                "restarts": restarts, "n": n, "batch_size": batch_size, "seed": seed, "early_stop": early_stop,
+                "eot_samples": eot_samples, "examples": len(data[0]) if isinstance(data, tuple) else len(data)}
+    log = EvalJournal(journal, fingerprint(model, settings) if journal is not None else "")
+    resumed = len(log)
+    bar = tqdm(batches, total=total, desc="evaluating", disable=not progress, leave=False)
+    for b, (x, y) in enumerate(bar):
+        if b < resumed:
+            continue  # recorded before an interruption
+        log.record(_evaluate_batch(model, grid, x, y, batch_size, None if seed is None else seed + _BATCH_SEED * b))
+    if not log.batches:
         raise InbornError("nothing to evaluate: the split is empty")
+    clean_parts = [unpack_flags(rec["clean"]) for rec in log.batches]
+    robust_parts = {i: [unpack_flags(rec["robust"][i]) for rec in log.batches] for i in range(len(grid))}
+    warnings = {i: {w for rec in log.batches for w in rec["warnings"][i]} for i in range(len(grid))}
+    after: dict[int, dict[str, float]] = {}
+    for rec in log.batches:
+        for i, counts in enumerate(rec["after"]):
+            for sub, count in counts.items():
+                after.setdefault(i, {})[sub] = after.get(i, {}).get(sub, 0) + count
     clean = torch.cat(clean_parts)
     clean_acc = clean.float().mean().item()
     rows: list[dict[str, Any]] = []
@@ -108,7 +114,31 @@ def evaluate(
         robust = survived.float().mean().item()
         worst.append({"eps": e, "attacks": list(attacks), "robust_acc": robust,
                       "hrs": harmonic_robustness_score(clean_acc, robust)})
+    log.close()
     return {"n": len(clean), "clean_acc": clean_acc, "results": rows, "worst_case": worst}
+
+
+def _evaluate_batch(model: nn.Module, grid: list, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                    seed: int | None) -> dict[str, Any]:
+    """One batch under every (ε, attack) of the grid, as a journal record."""
+    clean_correct = predict(model, x, batch_size).eq(y)
+    record: dict[str, Any] = {"clean": pack_flags(clean_correct), "robust": [], "warnings": [], "after": []}
+    for _, _, attack in grid:
+        if seed is not None:
+            attack.reseed(seed)  # a batch's noise does not depend on the batches before it
+        record["robust"].append(pack_flags(_robust_flags(model, attack, x, y, clean_correct, batch_size)))
+        warned, after = [], {}
+        # Only a batch that AutoAttack actually ran on has a fresh report to read.
+        if isinstance(attack, AutoAttack) and clean_correct.any() and attack.eps > 0:
+            warned = sorted(attack.last_report.get("warnings", []))
+            # AutoAttack reports shares of the images it was given (the clean-correct ones):
+            # turn them into counts so they add up over batches and divide by all n.
+            given = int(clean_correct.sum())
+            shares = attack.last_report.get("robust_accuracy_after", {})
+            after = {sub: round(share * given) for sub, share in shares.items()}
+        record["warnings"].append(warned)
+        record["after"].append(after)
+    return record
 
 
 def _batches(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], n: int | None, batch_size: int,

@@ -85,6 +85,12 @@ class Attack(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(eps={self.eps:.5g}, norm={self.norm})"
 
+    def reseed(self, seed: int) -> None:
+        """Restart the attack's noise at `seed` (evaluation does so per batch, so that a batch's
+        result does not depend on the batches before it and a resumed evaluation equals a whole one)."""
+        self.seed = seed
+        self._generator = None
+
     # -- the uniform call -------------------------------------------------
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = x.detach(), y.detach()

@@ -66,11 +66,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     extra = {"eot_samples": args.eot} if args.eot else {}
-    result = evaluate(
-        model, getattr(splits, args.split), attacks=attacks, eps=eps_list, steps=args.steps,
-        step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
-        seed=args.seed, early_stop=not args.no_early_stop, progress=not args.quiet, **extra,
-    )
+    # The lock: one writer per run, since an evaluation journals its batches into the run directory.
+    with run.lock():
+        result = evaluate(
+            model, getattr(splits, args.split), attacks=attacks, eps=eps_list, steps=args.steps,
+            step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
+            seed=args.seed, early_stop=not args.no_early_stop, progress=not args.quiet,
+            journal=run.file(f"eval-{args.split}.journal.json"), **extra,
+        )
     result.update({"run": str(run.path), "split": args.split, "seconds": time.time() - t0,
                    "data": cfg["data"], "arch": doc["model"]["arch"]})
     if len(eps_list) > 1:

@@ -310,7 +310,7 @@ def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSpli
 
     model = load(run.path, device=device)
     res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
-                   seed=0, progress=progress)
+                   seed=0, progress=progress, journal=run.file("test.journal.json"))
     row = res["results"][0]
     summary = {
         "kind": cfg.kind, "arch": cfg.arch, "data": cfg.data, "adv": cfg.adv, "eps": cfg.eps,
