@@ -83,3 +83,44 @@ def test_helpers_are_no_ops_in_one_process(monkeypatch):
     assert distributed.init_from_env(torch.device("cpu")) == torch.device("cpu")
     distributed.barrier()
     distributed.cleanup()
+
+
+def test_synced_batch_norm_in_one_process_group_is_plain_batch_norm(tmp_path):
+    import copy
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                    torch.nn.Flatten(), torch.nn.BatchNorm1d(4 * 6 * 6, affine=False))
+        synced = distributed.sync_batch_norm(copy.deepcopy(plain))
+        assert type(synced[1]).__name__ == "SyncedBatchNorm2d" and isinstance(synced[1], torch.nn.BatchNorm2d)
+        assert synced.state_dict().keys() == plain.state_dict().keys()
+        x = torch.randn(10, 3, 8, 8)
+        weights = torch.randn(10, 4 * 6 * 6)  # a loss whose gradient does not vanish through the norm
+        for _ in range(2):
+            out_p, out_s = plain(x * 3 + 1), synced(x * 3 + 1)
+            torch.testing.assert_close(out_s, out_p, atol=1e-5, rtol=1e-4)
+            (out_p * weights).sum().backward()
+            (out_s * weights).sum().backward()
+        for (name, a), b in zip(plain.named_parameters(), synced.parameters(), strict=True):
+            torch.testing.assert_close(b.grad, a.grad, atol=1e-4, rtol=1e-3, msg=name)
+        for (name, a), b in zip(plain.named_buffers(), synced.buffers(), strict=True):
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4, msg=name)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_train_a_batch_norm_network_as_one_does(tmp_path):
+    from safetensors.torch import load_file
+
+    args = ["train", "--data", "digits", "--arch", "conv2", "--width", "0.25", "--epochs", "1", "--batch-size", "64",
+            "--quiet"]
+    _inborn(tmp_path, 2, [*args, "--out", "A"])
+    _inborn(tmp_path, 1, [*args, "--out", "B"])
+    a, b = load_file(tmp_path / "A/model.safetensors"), load_file(tmp_path / "B/model.safetensors")
+    assert any("running_mean" in k for k in a)
+    # Measured: synchronised, at most 0.004 apart (float error through 21 steps); with per-rank
+    # statistics the first conv's weights and running statistics end 0.011-0.031 apart.
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-2, rtol=0, msg=key)

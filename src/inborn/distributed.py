@@ -62,10 +62,73 @@ def is_main() -> bool:
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
-    """`model` in DistributedDataParallel when distributed (gradients averaged over ranks), else itself."""
+    """`model` in DistributedDataParallel when distributed (gradients averaged over ranks), else itself.
+
+    Its BatchNorm layers then normalise with the statistics of the whole global batch, as one
+    process would, in place: `model` itself (which the attacks call) is synchronised too.
+    """
     if not is_distributed():
         return model
+    sync_batch_norm(model)
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class _SyncedBatchNorm:
+    """Mixed in front of a BatchNorm class: in training mode under torch.distributed, the batch
+    mean and variance are summed over all ranks (differentiably, so gradients see them as one
+    process would). PyTorch's own SyncBatchNorm has no CPU kernel, so gloo runs could not use it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_distributed()):
+            return super().forward(x)
+        return _global_batch_norm(self, x)
+
+
+_SYNCED: dict[type, type] = {}
+
+
+def sync_batch_norm(model: nn.Module) -> nn.Module:
+    """Make every BatchNorm of `model` synchronised, keeping its parameters and buffers (the
+    optimiser already holds them) and its state-dict keys."""
+    for module in model.modules():
+        cls = type(module)
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, _SyncedBatchNorm):
+            if cls not in _SYNCED:
+                _SYNCED[cls] = type(f"Synced{cls.__name__}", (_SyncedBatchNorm, cls), {})
+            module.__class__ = _SYNCED[cls]
+    return model
+
+
+def _global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce  # the autograd-aware collective
+
+
+    dims = [0, *range(2, x.dim())]
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    xf = x.float()
+    count = torch.tensor([xf.numel() / xf.shape[1]], dtype=xf.dtype, device=xf.device)
+    with warnings.catch_warnings():  # its successor (_functional_collectives) is private and has no gloo autograd
+        warnings.simplefilter("ignore", FutureWarning)
+        sums = all_reduce(torch.cat([xf.sum(dims), count]))
+    n = sums[-1].detach()
+    mean = sums[:-1] / n
+    centred = xf - mean.view(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        var = all_reduce((centred * centred).sum(dims)) / n  # two passes: stabler than E[x²] - E[x]²
+    if bn.training and bn.track_running_stats and bn.running_mean is not None:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.lerp_(mean.detach().to(bn.running_mean.dtype), momentum)
+            unbiased = var.detach() * n / max(float(n) - 1.0, 1.0)
+            bn.running_var.lerp_(unbiased.to(bn.running_var.dtype), momentum)
+    out = centred * torch.rsqrt(var + bn.eps).view(shape)
+    if bn.affine:
+        out = out * bn.weight.view(shape) + bn.bias.view(shape)
+    return out.to(x.dtype)
 
 
 def shard(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

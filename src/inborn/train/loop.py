@@ -166,7 +166,11 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             if len(y) < world:  # a last global batch too small to give every rank a sample
                 continue
             # Augmented as one global batch (same random draws as one process), then sliced.
+            global_n = len(y)
             x, y = distributed.shard(x, y)
+            # DDP averages the ranks' gradients; weighting each rank's mean loss by its share of
+            # the batch makes that average the gradient of the global mean when shards differ by one.
+            share = len(y) * world / global_n
             cur_eps = eps * min(1.0, progress_epochs / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs > 0 else eps
             if cfg.adv == "free":
                 loss, logits, free_delta = _free_step(net, opt, x, y, cur_eps, cfg, free_delta, params)
@@ -184,7 +188,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
                     if cfg.aux_weight > 0:
                         loss = loss + cfg.aux_weight * F.cross_entropy(_aux_logits(model).float(), y)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * share).backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
