@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from inborn import distributed
 from inborn.analysis.journal import EvalJournal, fingerprint, pack_flags, unpack_flags
 from inborn.analysis.metrics import harmonic_robustness_score
 from inborn.attacks import AutoAttack, build_attack, model_mode
@@ -51,6 +52,7 @@ def evaluate(
     eot_samples: int | None = None,
     progress: bool = False,
     journal: str | Path | None = None,
+    split_over_ranks: bool = False,
 ) -> dict[str, Any]:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
@@ -58,6 +60,8 @@ def evaluate(
     under attack. `worst_case` marks a sample robust at ε only if it survives every attack run.
     With `journal` (a file path) every finished batch is recorded there, and a later call with
     the same model and settings skips the batches it holds; the file is removed at the end.
+    With `split_over_ranks`, every torchrun rank must call this, and each attacks its share of
+    the batches (without it, under torchrun, the calling rank evaluates everything alone).
     """
     if any(e < 0 for e in eps):
         raise InbornError(f"ε must be >= 0, got {min(eps)}")
@@ -74,12 +78,27 @@ def evaluate(
                 "restarts": restarts, "n": n, "batch_size": batch_size, "seed": seed, "early_stop": early_stop,
                 "eot_samples": eot_samples, "examples": len(data[0]) if isinstance(data, tuple) else len(data)}
     log = EvalJournal(journal, fingerprint(model, settings) if journal is not None else "")
+    world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
+    if world > 1:
+        log.batches = distributed.broadcast_object(log.batches)  # rank 0's journal is the one
     resumed = len(log)
-    bar = tqdm(batches, total=total, desc="evaluating", disable=not progress, leave=False)
+    bar = tqdm(batches, total=total, desc="evaluating", disable=not progress or rank != 0, leave=False)
+    # Under torchrun the ranks take turns: in each round of `world` batches, rank r attacks the
+    # r-th, and every rank gathers the round's records in batch order (rank 0 journals them).
+    # Batches are seeded by their index, so the result is the single-process one.
+    mine: dict[str, Any] | None = None
     for b, (x, y) in enumerate(bar):
-        if b < resumed:
-            continue  # recorded before an interruption
-        log.record(_evaluate_batch(model, grid, x, y, batch_size, None if seed is None else seed + _BATCH_SEED * b))
+        if b >= resumed and b % world == rank:
+            mine = _evaluate_batch(model, grid, x, y, batch_size, None if seed is None else seed + _BATCH_SEED * b)
+        if b >= resumed and (b % world == world - 1 or b == total - 1):
+            for record in distributed.all_gather_object(mine) if world > 1 else [mine]:
+                if record is None:
+                    continue
+                if rank == 0:
+                    log.record(record)
+                else:
+                    log.batches.append(record)
+            mine = None
     if not log.batches:
         raise InbornError("nothing to evaluate: the split is empty")
     clean_parts = [unpack_flags(rec["clean"]) for rec in log.batches]
@@ -114,7 +133,8 @@ def evaluate(
         robust = survived.float().mean().item()
         worst.append({"eps": e, "attacks": list(attacks), "robust_acc": robust,
                       "hrs": harmonic_robustness_score(clean_acc, robust)})
-    log.close()
+    if rank == 0:
+        log.close()
     return {"n": len(clean), "clean_acc": clean_acc, "results": rows, "worst_case": worst}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from inborn import distributed
     from inborn.analysis.evaluate import evaluate
     from inborn.analysis.plots import plot_robustness_curve
     from inborn.api import load
@@ -56,7 +58,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     step_size = parse_eps(args.step_size) if args.step_size else None
     run = RunDir(args.run_dir)
     doc = run.read_config()
-    device = resolve_device(args.device)
+    device = distributed.init_from_env(resolve_device(args.device))  # under torchrun: batches split over ranks
     model = load(run.path, device=device)
     cfg = doc["config"]
     splits = load_data(cfg["data"], args.data_dir or cfg.get("data_dir"),
@@ -67,13 +69,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     t0 = time.time()
     extra = {"eot_samples": args.eot} if args.eot else {}
     # The lock: one writer per run, since an evaluation journals its batches into the run directory.
-    with run.lock():
+    with run.lock() if distributed.is_main() else contextlib.nullcontext():
         result = evaluate(
             model, getattr(splits, args.split), attacks=attacks, eps=eps_list, steps=args.steps,
             step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
             seed=args.seed, early_stop=not args.no_early_stop, progress=not args.quiet,
-            journal=run.file(f"eval-{args.split}.journal.json"), **extra,
+            journal=run.file(f"eval-{args.split}.journal.json"), split_over_ranks=True, **extra,
         )
+    if not distributed.is_main():
+        return 0  # rank 0 writes and prints
     result.update({"run": str(run.path), "split": args.split, "seconds": time.time() - t0,
                    "data": cfg["data"], "arch": doc["model"]["arch"]})
     if len(eps_list) > 1:
