@@ -100,25 +100,16 @@ def sync_batch_norm(model: nn.Module) -> nn.Module:
 
 
 def _global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
-    import warnings
-
-    from torch.distributed.nn.functional import all_reduce  # the autograd-aware collective
-
-
     dims = [0, *range(2, x.dim())]
     shape = [1, -1] + [1] * (x.dim() - 2)
     xf = x.float()
     count = torch.tensor([xf.numel() / xf.shape[1]], dtype=xf.dtype, device=xf.device)
-    with warnings.catch_warnings():  # its successor (_functional_collectives) is private and has no gloo autograd
-        warnings.simplefilter("ignore", FutureWarning)
-        sums = all_reduce(torch.cat([xf.sum(dims), count]))
+    sums = _differentiable_sum(torch.cat([xf.sum(dims), count]))
     n = sums[-1].detach()
     mean = sums[:-1] / n
     centred = xf - mean.view(shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        var = all_reduce((centred * centred).sum(dims)) / n  # two passes: stabler than E[x²] - E[x]²
-    if bn.training and bn.track_running_stats and bn.running_mean is not None:
+    var = _differentiable_sum((centred * centred).sum(dims)) / n  # two passes: stabler than E[x²] - E[x]²
+    if bn.track_running_stats and bn.running_mean is not None:
         with torch.no_grad():
             bn.num_batches_tracked.add_(1)
             momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
@@ -129,6 +120,18 @@ def _global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> 
     if bn.affine:
         out = out * bn.weight.view(shape) + bn.bias.view(shape)
     return out.to(x.dtype)
+
+
+def _differentiable_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks, whose backward sums the ranks' gradients in turn."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    # Deprecated in favour of _functional_collectives, which is private and has no gloo autograd.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(tensor)
 
 
 def shard(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
