@@ -129,10 +129,10 @@ def test_two_processes_train_a_batch_norm_network_as_one_does(tmp_path):
 def test_two_processes_split_an_evaluation_and_get_the_one_process_figures(tmp_path):
     _inborn(tmp_path, 1, ["train", "--data", "digits", "--arch", "conv2", "--width", "0.25", "--epochs", "1",
                           "--quiet", "--out", "R"])
-    # 359 test images in batches of 64: 6 batches, 3 per rank. (No `--n`: torchrun's own parser
-    # would take it for an abbreviation of one of its options.)
+    # 300 images in batches of 64: 5 batches, so the last round has one batch for two ranks.
+    # (`--num-examples`, not `--n`, which torchrun's own parser takes for one of its options.)
     evaluation = ["eval", "R", "--attack", "pgd,fgsm", "--eps", "0.05,0.1", "--steps", "3", "--batch-size", "64",
-                  "--quiet", "--json"]
+                  "--num-examples", "300", "--quiet", "--json"]
     one = json.loads(_inborn(tmp_path, 1, evaluation).stdout)
     two = _inborn(tmp_path, 2, evaluation)
     assert two.stdout.count('"clean_acc"') == 1  # rank 0 alone prints

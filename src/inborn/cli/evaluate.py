@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step-size", help="step in pixel units (default ε/4)")
     p.add_argument("--restarts", type=int, default=1)
     p.add_argument("--eot", type=int, help="gradient samples per step for eot-pgd (default 10)")
-    p.add_argument("--n", type=int, help="evaluate the first N images of the split")
+    # --num-examples: under torchrun, whose own parser takes `--n` for an abbreviation of its options.
+    p.add_argument("--n", "--num-examples", dest="n", type=int, help="evaluate the first N images of the split")
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--no-early-stop", action="store_true", help="keep attacking samples already misclassified")
