@@ -45,7 +45,8 @@ def plot_transfer_heatmap(result: dict[str, Any], path: str | Path) -> None:
     matrix = result["matrix"]
     labels = [f"{k:g}" for k in result["keep_ratios"]]
     k = len(labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
+    # At least wide enough for the title: a matrix of 3 tickets would clip it.
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.0 + 0.75 * k), max(3.6, 0.8 + 0.7 * k)))
     image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
     for i in range(k):
         for j in range(k):
