@@ -104,12 +104,14 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path 
 def _report(preset: dict[str, Any], rows: list[dict[str, Any]], columns: list[str],
             base_rows: list[dict[str, Any]]) -> str:
     base = preset["base"]
+    search_attack = "varied" if preset["vary"] == "adv" else f"`{base.get('adv', 'pgd')}`"
     parts = [
         f"# {preset.get('title', preset['study'])}",
         "",
         f"Study `{preset['study']}` at `{preset['scale']}` scale: `{base['arch']}` on `{base['data']}`, "
         f"ε = {base.get('eps', 'the data set default'):.4g} (pixel units), {base['epochs']} epochs per run, "
-        f"search attack `{base.get('adv', 'pgd')}`; test figures are PGD-20 on the test split at the checkpoint "
+        f"search attack {search_attack}; "
+        "test figures are PGD-20 on the test split at the checkpoint "
         "selected on validation robust accuracy.",
         "",
         "![figure](figure.png)",
