@@ -4,6 +4,7 @@ worst case over all attacks, and the harmonic robustness score. Always in eval()
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.analysis.journal import EvalJournal, fingerprint, pack_flags, unpack_flags
+from inborn.analysis.journal import EvalJournal, fingerprint
 from inborn.analysis.metrics import harmonic_robustness_score
 from inborn.attacks import AutoAttack, build_attack, model_mode
 from inborn.data.base import TensorSplit
@@ -77,38 +78,37 @@ def evaluate(
     settings = {"attacks": list(attacks), "eps": list(eps), "steps": steps, "step_size": step_size,
                 "restarts": restarts, "n": n, "batch_size": batch_size, "seed": seed, "early_stop": early_stop,
                 "eot_samples": eot_samples, "examples": len(data[0]) if isinstance(data, tuple) else len(data)}
-    log = EvalJournal(journal, fingerprint(model, settings) if journal is not None else "")
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
+    # Rank 0 alone reads and writes the journal; the others receive what it holds.
+    own_journal = journal is not None and rank == 0
+    log = EvalJournal(journal if own_journal else None, fingerprint(model, settings) if own_journal else "")
     if world > 1:
-        log.batches = distributed.broadcast_object(log.batches)  # rank 0's journal is the one
+        log.batches = distributed.broadcast_object(log.batches)
     resumed = len(log)
     bar = tqdm(batches, total=total, desc="evaluating", disable=not progress or rank != 0, leave=False)
     # Under torchrun the ranks take turns: in each round of `world` batches, rank r attacks the
-    # r-th, and every rank gathers the round's records in batch order (rank 0 journals them).
+    # r-th, and every rank gathers the round's records in batch order.
     # Batches are seeded by their index, so the result is the single-process one.
     mine: dict[str, Any] | None = None
     for b, (x, y) in enumerate(bar):
-        if b >= resumed and b % world == rank:
+        if b < resumed:
+            continue  # recorded before an interruption
+        if b % world == rank:
             mine = _evaluate_batch(model, grid, x, y, batch_size, None if seed is None else seed + _BATCH_SEED * b)
-        if b >= resumed and (b % world == world - 1 or b == total - 1):
+        if b % world == world - 1 or b == total - 1:
             for record in distributed.all_gather_object(mine) if world > 1 else [mine]:
-                if record is None:
-                    continue
-                if rank == 0:
+                if record is not None:
                     log.record(record)
-                else:
-                    log.batches.append(record)
             mine = None
     if not log.batches:
         raise InbornError("nothing to evaluate: the split is empty")
-    clean_parts = [unpack_flags(rec["clean"]) for rec in log.batches]
-    robust_parts = {i: [unpack_flags(rec["robust"][i]) for rec in log.batches] for i in range(len(grid))}
+    clean_parts = [rec["clean"] for rec in log.batches]
+    robust_parts = {i: [rec["robust"][i] for rec in log.batches] for i in range(len(grid))}
     warnings = {i: {w for rec in log.batches for w in rec["warnings"][i]} for i in range(len(grid))}
-    after: dict[int, dict[str, float]] = {}
+    after = {i: Counter() for i in range(len(grid))}  # AutoAttack's per-sub-attack survivor counts
     for rec in log.batches:
         for i, counts in enumerate(rec["after"]):
-            for sub, count in counts.items():
-                after.setdefault(i, {})[sub] = after.get(i, {}).get(sub, 0) + count
+            after[i].update(counts)
     clean = torch.cat(clean_parts)
     clean_acc = clean.float().mean().item()
     rows: list[dict[str, Any]] = []
@@ -128,13 +128,12 @@ def evaluate(
             }
             if isinstance(attack, AutoAttack):
                 row["warnings"] = sorted(warnings[i])
-                row["robust_acc_after"] = {sub: count / len(clean) for sub, count in after.get(i, {}).items()}
+                row["robust_acc_after"] = {sub: count / len(clean) for sub, count in after[i].items()}
             rows.append(row)
         robust = survived.float().mean().item()
         worst.append({"eps": e, "attacks": list(attacks), "robust_acc": robust,
                       "hrs": harmonic_robustness_score(clean_acc, robust)})
-    if rank == 0:
-        log.close()
+    log.close()
     return {"n": len(clean), "clean_acc": clean_acc, "results": rows, "worst_case": worst}
 
 
@@ -142,11 +141,11 @@ def _evaluate_batch(model: nn.Module, grid: list, x: torch.Tensor, y: torch.Tens
                     seed: int | None) -> dict[str, Any]:
     """One batch under every (ε, attack) of the grid, as a journal record."""
     clean_correct = predict(model, x, batch_size).eq(y)
-    record: dict[str, Any] = {"clean": pack_flags(clean_correct), "robust": [], "warnings": [], "after": []}
+    record: dict[str, Any] = {"clean": clean_correct.cpu(), "robust": [], "warnings": [], "after": []}
     for _, _, attack in grid:
         if seed is not None:
             attack.reseed(seed)  # a batch's noise does not depend on the batches before it
-        record["robust"].append(pack_flags(_robust_flags(model, attack, x, y, clean_correct, batch_size)))
+        record["robust"].append(_robust_flags(model, attack, x, y, clean_correct, batch_size).cpu())
         warned, after = [], {}
         # Only a batch that AutoAttack actually ran on has a fresh report to read.
         if isinstance(attack, AutoAttack) and clean_correct.any() and attack.eps > 0:

@@ -28,28 +28,38 @@ def fingerprint(model: nn.Module, settings: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def pack_flags(flags: torch.Tensor) -> str:
-    return "".join("1" if v else "0" for v in flags.tolist())
+def _encode(record: dict[str, Any]) -> dict[str, Any]:
+    """Per-sample flags as strings of 0/1: compact, readable JSON."""
+    def pack(flags: torch.Tensor) -> str:
+        return "".join("1" if v else "0" for v in flags.tolist())
+
+    return {**record, "clean": pack(record["clean"]), "robust": [pack(f) for f in record["robust"]]}
 
 
-def unpack_flags(text: str) -> torch.Tensor:
-    return torch.tensor([c == "1" for c in text], dtype=torch.bool)
+def _decode(record: dict[str, Any]) -> dict[str, Any]:
+    def unpack(text: str) -> torch.Tensor:
+        return torch.tensor([c == "1" for c in text], dtype=torch.bool)
+
+    return {**record, "clean": unpack(record["clean"]), "robust": [unpack(f) for f in record["robust"]]}
 
 
 class EvalJournal:
-    """Finished batches of one evaluation; with `path=None` it only keeps them in memory."""
+    """Finished batches of one evaluation (records of boolean tensors); with `path=None` it only
+    keeps them in memory."""
 
     def __init__(self, path: str | Path | None, key: str) -> None:
         self.path = Path(path) if path is not None else None
         self.key = key
         self.batches: list[dict[str, Any]] = []
+        self._encoded: list[dict[str, Any]] = []  # what the file holds, so a write encodes one batch
         if self.path is not None and self.path.exists():
             try:
                 doc = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                doc = None  # a torn or foreign file: start over
-            if isinstance(doc, dict) and doc.get("fingerprint") == key and isinstance(doc.get("batches"), list):
-                self.batches = doc["batches"]
+                if isinstance(doc, dict) and doc.get("fingerprint") == key:
+                    self.batches = [_decode(r) for r in doc["batches"]]
+                    self._encoded = doc["batches"]
+            except (OSError, ValueError, KeyError, TypeError):
+                self.batches, self._encoded = [], []  # a torn or foreign file: start over
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -57,7 +67,8 @@ class EvalJournal:
     def record(self, batch: dict[str, Any]) -> None:
         self.batches.append(batch)
         if self.path is not None:
-            atomic_write_json(self.path, {"fingerprint": self.key, "batches": self.batches})
+            self._encoded.append(_encode(batch))
+            atomic_write_json(self.path, {"fingerprint": self.key, "batches": self._encoded})
 
     def close(self) -> None:
         """The evaluation is complete: its results live elsewhere now."""
