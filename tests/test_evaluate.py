@@ -43,23 +43,30 @@ class _Killed(Exception):
     pass
 
 
-def test_an_interrupted_evaluation_resumes_at_the_batch_and_equals_a_whole_one(digits_model, tmp_path, monkeypatch):
+def _count_batches(monkeypatch, die_at: int | None = None) -> list[int]:
+    """Count the batches evaluated from now on; with `die_at`, the die_at-th one (once) raises
+    _Killed, as a kill would mid-evaluation. Returns the list that grows by one per batch."""
     import inborn.analysis.evaluate as ev
 
+    real, calls, died = ev._evaluate_batch, [], []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == die_at and not died:
+            died.append(1)
+            raise _Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "_evaluate_batch", counted)
+    return calls
+
+
+def test_an_interrupted_evaluation_resumes_at_the_batch_and_equals_a_whole_one(digits_model, tmp_path, monkeypatch):
     model, x, y = digits_model
     kw = {"attacks": ["pgd", "fgsm"], "eps": [0.05, 0.1], "steps": 5, "batch_size": 16}  # 8 batches
     whole = inborn.evaluate(model, (x, y), **kw)
     journal = tmp_path / "eval.journal.json"
-    real, calls, killed = ev._evaluate_batch, [], []
-
-    def dies_on_the_fourth_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4 and not killed:
-            killed.append(1)
-            raise _Killed  # as a kill would, mid-evaluation
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ev, "_evaluate_batch", dies_on_the_fourth_batch)
+    calls = _count_batches(monkeypatch, die_at=4)
     with pytest.raises(_Killed):
         inborn.evaluate(model, (x, y), journal=journal, **kw)
     assert journal.exists()
@@ -75,27 +82,16 @@ def test_a_journal_of_another_model_or_other_settings_is_not_used(digits_model, 
 
     import torch
 
-    import inborn.analysis.evaluate as ev
-
     model, x, y = digits_model
     journal = tmp_path / "eval.journal.json"
     kw = {"attacks": ["pgd"], "eps": [0.05], "steps": 3, "batch_size": 32}  # 4 batches
-    real, calls = ev._evaluate_batch, []
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Killed
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ev, "_evaluate_batch", counted)
+    _count_batches(monkeypatch, die_at=3)
     with pytest.raises(_Killed):
         inborn.evaluate(model, (x, y), journal=journal, **kw)
     other = copy.deepcopy(model)
     with torch.no_grad():
         next(other.parameters()).add_(1e-3)
-    calls.clear()
-    monkeypatch.setattr(ev, "_evaluate_batch", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    calls = _count_batches(monkeypatch)
     inborn.evaluate(other, (x, y), journal=journal, **kw)
     assert len(calls) == 4  # nothing reused from the first model's journal
     journal.write_text("{ torn")  # a corrupt journal is ignored, not trusted
