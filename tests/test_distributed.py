@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -41,11 +42,16 @@ def _inborn(tmp_path, nproc: int, args: list[str], ok: bool = True) -> subproces
     env = {**os.environ, "OMP_NUM_THREADS": "1", "INBORN_DB": str(tmp_path / "db.sqlite")}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)  # never join an outer process group
-    try:
-        proc = subprocess.run([sys.executable, *launcher, *program], env=env, cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{nproc} process(es) timed out:\n{e.stdout}\n{e.stderr}")
+    # Its own session, so that a hang kills the workers too, not only the launcher.
+    with subprocess.Popen([sys.executable, *launcher, *program], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as popen:
+        try:
+            stdout, stderr = popen.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            stdout, stderr = popen.communicate()
+            pytest.fail(f"{nproc} process(es) timed out:\n{stdout}\n{stderr}")
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
     assert (proc.returncode == 0) == ok, f"{nproc} process(es), exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
