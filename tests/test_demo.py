@@ -19,7 +19,7 @@ def test_demo_writes_the_tour_report(tmp_path, capsys):
         assert (out / part / "report.md").exists()
         assert (out / part / "table.csv").stat().st_size > 0
         assert f"({part}/report.md)" in report
-    for figure in ("existence/figure.png", "transfer/figure.png"):
+    for figure in ("existence/figure.png", "transfer/figure.png", "r2s/figure.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG" and figure in report
     rows = list(csv.DictReader((out / "existence" / "table.csv").read_text().splitlines()))
     assert [float(r["ticket.keep_ratio"]) for r in rows] == [0.1, 0.3, 0.5]

@@ -117,5 +117,6 @@ def test_r2s_command_writes_its_report(fam, capsys):
                  "--n", "32", "--quiet"]) == 0
     report = (root / "fam/r2s.md").read_text()
     assert "Robust accuracy to cite" in report and "expectation" in report
+    assert "(r2s.png)" in report and (root / "fam/r2s.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["transfer", str(root / "fam"), "--steps", "3", "--n", "32", "--quiet"]) == 0
     assert (root / "fam/transfer.png").exists()

@@ -96,3 +96,44 @@ def plot_study_curves(rows: list[dict[str, Any]], attacks: list[str], eps: list[
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
+
+
+def plot_r2s(result: dict[str, Any], path: str | Path, references: list[dict[str, Any]] | None = None) -> None:
+    """Robust accuracy of the switch per protocol (mean ± std over repeats) beside reference models.
+
+    The paper's non-adaptive protocol is drawn apart from the adaptive ones, and the figure to cite
+    (the minimum over the adaptive protocols) is the darkest bar: the picture says at a glance how
+    much the paper's protocol overstates the defence. `references` are single models (the best
+    ticket, dense PGD-AT): dicts with name, clean and robust.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protos = result["protocols"]
+    cite = (result.get("cite") or {}).get("protocol")
+    bars = []  # (label, robust, std, clean, colour)
+    for name, entry in protos.items():
+        if name == "clean":
+            continue
+        colour = "#d98c2b" if name == "paper" else ("#1f4e99" if name == cite else "#7fa7d9")
+        kind = "non-adaptive" if name == "paper" else ("adaptive, cite" if name == cite else "adaptive")
+        bars.append((f"R2S: {name} ({kind})", entry["mean"], entry.get("std", 0.0), protos["clean"]["mean"], colour))
+    for ref in references or []:
+        bars.append((ref["name"], ref["robust"], 0.0, ref["clean"], "#6a9f58"))
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(bars) + 1.4))
+    ys = list(range(len(bars)))[::-1]
+    ax.barh(ys, [b[1] for b in bars], xerr=[b[2] for b in bars], color=[b[4] for b in bars], capsize=3)
+    ax.scatter([b[3] for b in bars], ys, marker="|", s=250, color="black", zorder=3)
+    for y_pos, b in zip(ys, bars, strict=True):
+        ax.text(b[1] + b[2] + 0.01, y_pos, f"{100 * b[1]:.1f}", va="center", fontsize=8)
+    ax.set_yticks(ys, [b[0] for b in bars], fontsize=8)
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel(f"robust accuracy, PGD-{result['steps']}, ε={result['eps']:.4g} (bars); clean accuracy (|)")
+    ax.set_title(f"Random RST Switch over {len(result['keep_ratios'])} tickets, {result['n']} images, "
+                 f"{result['repeats']} repeats", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    plt.close(fig)

@@ -125,6 +125,7 @@ def render_transfer(result: dict) -> str:
 
 
 def cmd_r2s(args: argparse.Namespace) -> int:
+    from inborn.analysis.plots import plot_r2s
     from inborn.analysis.r2s import PROTOCOLS, evaluate_r2s, single_ticket_robustness
     from inborn.io import atomic_write_json, atomic_write_text
 
@@ -142,10 +143,11 @@ def cmd_r2s(args: argparse.Namespace) -> int:
         result["baseline"] = _baseline(args, x, y, eps)
     out = Path(args.family)
     atomic_write_json(out / "r2s.json", result)
+    plot_r2s(result, out / "r2s.png", references=_r2s_references(result))
     report = render_r2s(result, doc, out)
     atomic_write_text(out / "r2s.md", report)
     print(report)
-    print(f"saved: {out / 'r2s.json'}, {out / 'r2s.md'}")
+    print(f"saved: {out / 'r2s.json'}, {out / 'r2s.md'}, {out / 'r2s.png'}")
     return 0
 
 
@@ -155,6 +157,15 @@ def _baseline(args, x, y, eps) -> dict:
     model = inborn.load(args.baseline, device=x.device)
     res = inborn.evaluate(model, (x, y), attacks=["pgd"], eps=[eps], steps=args.steps, batch_size=args.batch_size)
     return {"run": args.baseline, "clean": res["clean_acc"], "robust": res["results"][0]["robust_acc"]}
+
+
+def _r2s_references(result: dict) -> list[dict]:
+    best = max(result["tickets"], key=lambda t: t["robust"])
+    refs = [{"name": f"best single ticket (keep {best['keep_ratio']:g})", "clean": best["clean"],
+             "robust": best["robust"]}]
+    if "baseline" in result:
+        refs.append({"name": f"baseline {Path(result['baseline']['run']).name}", **result["baseline"]})
+    return refs
 
 
 def render_r2s(result: dict, doc: dict, out: Path) -> str:
@@ -191,6 +202,8 @@ def render_r2s(result: dict, doc: dict, out: Path) -> str:
         lines.append("No adaptive protocol was run: the paper's protocol alone overstates a randomised defence.")
     if result["autoattack_warnings"]:
         lines += ["", "AutoAttack warned: " + "; ".join(result["autoattack_warnings"])]
+    if (out / "r2s.png").exists():
+        lines += ["", "![robust accuracy per protocol](r2s.png)"]
     if (out / "transfer.png").exists():
         lines += ["", "![transfer matrix](transfer.png)"]
     return "\n".join(lines) + "\n"

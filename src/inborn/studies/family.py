@@ -92,6 +92,7 @@ def _transfer(preset, family, x, y, eps, settings, out: Path, progress: bool) ->
 
 
 def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], progress: bool) -> dict[str, Any]:
+    from inborn.analysis.plots import plot_r2s
     from inborn.analysis.r2s import evaluate_r2s, single_ticket_robustness
 
     result = evaluate_r2s(family, x, y, eps=eps, protocols=preset["protocols"], repeats=settings.get("repeats", 3),
@@ -120,6 +121,8 @@ def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], p
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "table.csv", rows, columns)
     atomic_write_json(out / "r2s.json", {**result, "tickets": tickets})
+    plot_r2s(result, out / "figure.png", references=[{"name": r["model"], "clean": r["clean"], "robust": r["robust"]}
+                                                     for r in rows if r["model"] != "R2S"])
     main = markdown_table(rows, columns)
     cite = result.get("cite")
     report = "\n".join([
@@ -136,7 +139,9 @@ def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], p
         (f"**Robust accuracy to cite: {100 * cite['mean']:.1f} % (`{cite['protocol']}`, the minimum over the "
          "adaptive protocols).**") if cite else "No adaptive protocol was run.",
         "",
-        "Files: `table.csv`, `r2s.json`.",
+        "![robust accuracy per protocol](figure.png)",
+        "",
+        "Files: `table.csv`, `r2s.json`, `figure.png`.",
         "",
     ])
     return {"rows": rows, "report": report, "main_table": main}

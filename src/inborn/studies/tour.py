@@ -50,6 +50,8 @@ def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto
         "",
         "## 3. Random RST Switch, non-adaptive and adaptive ([report](r2s/report.md))",
         "",
+        "![r2s](r2s/figure.png)",
+        "",
         parts["r2s"]["main_table"],
         "",
         *[line for line in parts["r2s"]["report"].splitlines() if line.startswith("**Robust accuracy to cite")],
