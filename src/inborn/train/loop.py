@@ -173,7 +173,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             share = len(y) * world / global_n
             cur_eps = eps * min(1.0, progress_epochs / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs > 0 else eps
             if cfg.adv == "free":
-                loss, logits, free_delta = _free_step(net, opt, x, y, cur_eps, cfg, free_delta, params)
+                loss, logits, free_delta = _free_step(net, opt, x, y, cur_eps, cfg, free_delta, params, share)
             else:
                 # Masks (if any) are computed once per batch; the attack steps take no
                 # gradient to the scores. Both are no-ops for an ordinary network.
@@ -261,7 +261,7 @@ def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None
     return load(cfg.from_run)
 
 
-def _free_step(model, opt, x, y, eps, cfg, delta, params):
+def _free_step(model, opt, x, y, eps, cfg, delta, params, share=1.0):
     """Free adversarial training (Shafahi et al. 2019): replay the batch, one backward feeds
     both the weights and the perturbation, which carries over to the next batch."""
     if delta is None or delta.shape[1:] != x.shape[1:]:
@@ -275,7 +275,7 @@ def _free_step(model, opt, x, y, eps, cfg, delta, params):
             logits = model(x_adv).float()
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * share).backward()  # a positive weight leaves the sign step below unchanged
         d = (d + eps * x_adv.grad.sign()).clamp(-eps, eps).detach()
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
