@@ -15,6 +15,15 @@ import torch
 from inborn.errors import InbornError
 
 
+def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                  drop_last: bool = False) -> list[torch.Tensor]:
+    """The sample indices of each batch of an epoch over `n` samples (one shared order, so every
+    kind of split draws the same batches from the same generator)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
@@ -64,11 +73,7 @@ class TensorSplit:
         drop_last: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (x in [0,1] float32 on `device`, y) batches."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
+        for idx in batch_indices(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last):
             x = self.images[idx].to(device, non_blocking=True).float().div_(255.0)
             y = self.labels[idx].to(device, non_blocking=True)
             yield x, y

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inborn.data.base import DatasetInfo, TensorSplit, register_dataset, require_dir
+from inborn.data.base import DatasetInfo, TensorSplit, batch_indices, register_dataset, require_dir
 from inborn.errors import InbornError
 
 # Side of the square images handed to the model. 64 suits Tiny-ImageNet as shipped; for
@@ -122,10 +122,7 @@ class FolderSplit:
         drop_last: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (x in [0,1] float32 on `device`, y), decoding the next batch while this one is used."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        chunks = [order[start : start + batch_size] for start in range(0, stop, batch_size)]
+        chunks = batch_indices(len(self), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
         if not chunks:
             return
         pin = torch.device(device).type == "cuda"
