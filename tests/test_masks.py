@@ -33,10 +33,19 @@ def _net(arch="conv4", width=0.25, channels=4):
 def test_each_layer_keeps_exactly_the_requested_share(pattern, keep):
     model = to_supermask(_net(), keep, pattern=pattern)
     for layer, mask in zip(masked_layers(model), compute_masks(model), strict=True):
-        groups = group_scores(layer.scores, pattern).numel()
+        groups = group_scores(layer.scores, layer.pattern).numel()
         group_size = layer.weight.numel() // groups
         assert int(mask.sum()) == kept_groups(groups, keep) * group_size
         assert set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_filter_masks_never_drop_a_class():
+    model = to_supermask(_net(), 0.3, pattern="filter")
+    *hidden, classifier = masked_layers(model)
+    assert classifier.pattern == "element" and all(layer.pattern == "filter" for layer in hidden)
+    masks = compute_masks(model)
+    assert all(int(m.flatten(1).any(1).sum()) < len(m) for m in masks[:-1])  # hidden filters are dropped whole
+    assert masks[-1].any(1).all()  # but every class keeps some weights
 
 
 def test_global_scope_keeps_exactly_the_share_in_total():

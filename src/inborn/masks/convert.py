@@ -56,7 +56,8 @@ def to_supermask(
     """Convert `model` in place and return it.
 
     keep_ratio: the fraction of weights KEPT in every masked layer (global scope: in total).
-    pattern: element, row, kernel, filter, or N:M such as "2:4" (keep_ratio must be N/M).
+    pattern: element, row, kernel, filter, or N:M such as "2:4" (keep_ratio must be N/M); with
+             filter, a final Linear classifier is masked element-wise (its rows are classes).
     init: how the frozen weights are drawn from `weight_seed` (signed_constant, kaiming_normal,
           kaiming_uniform, xavier_normal); `reinit_weights=False` keeps the model's own weights
           (robust trained tickets).
@@ -82,6 +83,9 @@ def to_supermask(
     weight_gen = torch.Generator().manual_seed(weight_seed)
     score_gen = torch.Generator().manual_seed(score_seed)
     nm = parse_nm(pattern)
+    # A filter mask on the classifier would drop whole outputs: classes the network could never
+    # predict. That one layer is masked weight by weight (still keeping exactly keep_ratio).
+    classifier = layers[-1][0] if isinstance(layers[-1][1], nn.Linear) else None
     for name, layer in layers:
         weight = (random_weight(layer.weight.shape, init, weight_gen, keep_ratio, scale_fan) if reinit_weights
                   else layer.weight.detach().cpu().clone())
@@ -91,7 +95,8 @@ def to_supermask(
             if nm is not None and layer.weight.shape[1] % nm[1]:
                 raise InbornError(f"{pattern} sparsity needs the input size of layer {name!r} "
                                   f"({layer.weight.shape[1]}) to be divisible by {nm[1]}; try --dense-first")
-            new = _masked_copy(layer, weight, initial_scores(layer.weight.shape, score_gen), keep_ratio, pattern)
+            layer_pattern = "element" if pattern == "filter" and name == classifier else pattern
+            new = _masked_copy(layer, weight, initial_scores(layer.weight.shape, score_gen), keep_ratio, layer_pattern)
             new.layer_name = name
         _set_module(model, name, new.to(layer.weight.device))
     for name, module in list(model.named_modules()):
