@@ -145,7 +145,7 @@ def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]
     values = [r[vary] for r in rows]
     numeric = all(isinstance(v, int | float) for v in values)
     xs = values if numeric else list(range(len(values)))
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(7.8, 4.2))
     series = [k[: -len(" robust")] for k in rows[0] if k.endswith(" robust")]
     for i, name in enumerate(series):
         color = f"C{i}"
@@ -163,7 +163,7 @@ def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]
     ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: never over a point
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
