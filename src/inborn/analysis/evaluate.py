@@ -5,7 +5,7 @@ worst case over all attacks, and the harmonic robustness score. Always in eval()
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +74,12 @@ def evaluate(
                                    restarts=restarts, early_stop=early_stop, seed=seed, mode="eval",
                                    eot_samples=eot_samples if name == "eot-pgd" else None))
             for e in eps for name in attacks]
-    batches, total = _batches(data, n, batch_size, device)
+    data = data.head(n) if not isinstance(data, tuple) else (data[0][:n], data[1][:n])
+    size = len(data[0]) if isinstance(data, tuple) else len(data)
+    total = -(-size // batch_size)
     settings = {"attacks": list(attacks), "eps": list(eps), "steps": steps, "step_size": step_size,
                 "restarts": restarts, "n": n, "batch_size": batch_size, "seed": seed, "early_stop": early_stop,
-                "eot_samples": eot_samples, "examples": len(data[0]) if isinstance(data, tuple) else len(data)}
+                "eot_samples": eot_samples, "examples": size}
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
     # Rank 0 alone reads and writes the journal; the others receive what it holds.
     own_journal = journal is not None and rank == 0
@@ -85,21 +87,24 @@ def evaluate(
     if world > 1:
         log.batches = distributed.broadcast_object(log.batches)
     resumed = len(log)
-    bar = tqdm(batches, total=total, desc="evaluating", disable=not progress or rank != 0, leave=False)
     # Under torchrun the ranks take turns: in each round of `world` batches, rank r attacks the
     # r-th, and every rank gathers the round's records in batch order.
     # Batches are seeded by their index, so the result is the single-process one.
+    ours = [b for b in range(resumed, total) if b % world == rank]  # journaled batches are never read
+    loaded = _batches(data, ours, batch_size, device)
+    bar = tqdm(range(total), initial=resumed, desc="evaluating", disable=not progress or rank != 0, leave=False)
     mine: dict[str, Any] | None = None
-    for b, (x, y) in enumerate(bar):
-        if b < resumed:
-            continue  # recorded before an interruption
+    for b in range(resumed, total):
+        bar.update()
         if b % world == rank:
+            x, y = next(loaded)
             mine = _evaluate_batch(model, grid, x, y, batch_size, None if seed is None else seed + _BATCH_SEED * b)
         if b % world == world - 1 or b == total - 1:
             for record in distributed.all_gather_object(mine) if world > 1 else [mine]:
                 if record is not None:
                     log.record(record)
             mine = None
+    bar.close()
     if not log.batches:
         raise InbornError("nothing to evaluate: the split is empty")
     clean_parts = [rec["clean"] for rec in log.batches]
@@ -160,18 +165,18 @@ def _evaluate_batch(model: nn.Module, grid: list, x: torch.Tensor, y: torch.Tens
     return record
 
 
-def _batches(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], n: int | None, batch_size: int,
-             device: torch.device | str) -> tuple[Any, int]:
-    """Batches of the first n examples and their count; splits too large for memory are streamed."""
+def _batches(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], wanted: list[int], batch_size: int,
+              device: torch.device | str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches number `wanted` (ascending), loaded on the device one at a time; the others are
+    never read. Splits too large for memory are streamed (decoding ahead as usual)."""
     if isinstance(data, tuple):
-        x, y = data
-        if n is not None:
-            x, y = x[:n], y[:n]
-        chunks = [(x[s : s + batch_size].to(device), y[s : s + batch_size].to(device))
-                  for s in range(0, len(x), batch_size)]
-        return chunks, len(chunks)
-    data = data.head(n)
-    return data.batches(batch_size, device=device), -(-len(data) // batch_size)
+        for b in wanted:
+            rows = slice(b * batch_size, (b + 1) * batch_size)
+            yield data[0][rows].to(device), data[1][rows].to(device)
+        return
+    if wanted:
+        index = torch.cat([torch.arange(b * batch_size, min((b + 1) * batch_size, len(data))) for b in wanted])
+        yield from data.subset(index).batches(batch_size, device=device)
 
 
 def _robust_flags(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor, clean_correct: torch.Tensor,
