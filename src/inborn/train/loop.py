@@ -261,7 +261,7 @@ def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None
     return load(cfg.from_run)
 
 
-def _free_step(model, opt, x, y, eps, cfg, delta, params, share=1.0):
+def _free_step(model, opt, x, y, eps, cfg, delta, params, share):
     """Free adversarial training (Shafahi et al. 2019): replay the batch, one backward feeds
     both the weights and the perturbation, which carries over to the next batch."""
     if delta is None or delta.shape[1:] != x.shape[1:]:
