@@ -20,7 +20,9 @@ def test_every_preset_resolves_at_every_scale(name):
     for scale in doc["scales"]:
         resolved = resolve_preset(name, scale, data_dir="/somewhere")
         assert resolved["scale"] == scale and resolved["study"] == name
-    if name != "tour":
+    if name == "existence-wrn":  # the paper's second network; its quick scale is existence's
+        assert set(doc["scales"]) == {"paper"}
+    elif name != "tour":
         assert set(doc["scales"]) == {"quick", "paper"}
 
 
@@ -35,7 +37,10 @@ def test_quick_study_writes_what_its_report_names_and_reuses_runs(tmp_path):
     assert "Best ticket / dense PGD-AT" in report
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")}
-    assert len(stamps) == 2  # the ticket and the dense baseline
+    assert len(stamps) == 4  # the ticket, dense PGD-AT, the size-matched dense network, the random mask
+    row = result["rows"][0]
+    assert abs(row["size-matched dense non-zero"] - row["RST non-zero"]) <= 0.05 * row["RST non-zero"]
+    assert row["random mask non-zero"] == row["RST non-zero"]
     run_study("existence", "quick", out, progress=False, overrides={**TINY, "values": [0.5, 0.3]})
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # complete runs were not redone
     assert (out / "runs" / "rst-0.3" / "summary.json").exists()

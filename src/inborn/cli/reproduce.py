@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.add_argument("--max-parallel", type=int, default=1, help="runs at once (default 1)")
+    p.add_argument("--seeds", help="repeat every run of the study over these seeds, e.g. 0,1,2 (reports give "
+                                   "mean ± std); overrides the preset's seeds")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -44,11 +46,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     from inborn.studies.reproduce import run_study
 
+    overrides = {}
+    if args.seeds is not None:
+        try:
+            overrides["seeds"] = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise InbornError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {args.seeds!r}") from None
     name = Path(args.study).stem
     out = Path(args.out or f"runs/reproduce/{name}-{args.scale}")
     result = run_study(args.study, args.scale, out, data_dir=args.data_dir, device=args.device,
                        executor=args.executor, max_parallel=args.max_parallel, address=args.address,
-                       progress=not args.quiet)
+                       progress=not args.quiet, overrides=overrides)
     print(result["main_table"])
     print(f"report: {result['report']}")
     return 0

@@ -17,7 +17,8 @@ from inborn.io import read_yaml_mapping
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SCALES = ("quick", "paper")
-RUNNERS = ("tickets", "family", "nas", "tour")
+RUNNERS = ("tickets", "family", "nas", "tour", "overparam")
+SEEDED_RUNNERS = ("tickets", "overparam")  # the runners that repeat their cells over `seeds`
 
 
 def preset_names() -> list[str]:
@@ -84,9 +85,23 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
     base["device"] = device
     if data_dir is not None:
         base["data_dir"] = data_dir
-    for value in resolved["values"]:
-        config = with_value(base, resolved["vary"], value)
-        TrainConfig.from_dict({**TrainConfig().to_dict(), **{k: v for k, v in config.items()}}).validate()
+    if "seeds" in resolved:
+        if doc["runner"] not in SEEDED_RUNNERS:
+            raise InbornError(f"study {doc['study']!r}: seeds apply to the {' and '.join(SEEDED_RUNNERS)} runners, "
+                              f"not {doc['runner']!r}")
+        from inborn.studies.seeds import study_seeds
+
+        study_seeds(resolved)
+    sizes = [None]
+    if doc["runner"] == "overparam":
+        if not isinstance(resolved.get("widths"), list) or not resolved["widths"]:
+            raise InbornError(f"study {doc['study']!r} ({scale}) needs a list of `widths`")
+        sizes = resolved["widths"]
+    for size in sizes:
+        sized = base if size is None else with_value(base, resolved.get("widen", "width"), size)
+        for value in resolved["values"]:
+            config = with_value(sized, resolved["vary"], value)
+            TrainConfig.from_dict({**TrainConfig().to_dict(), **{k: v for k, v in config.items()}}).validate()
     return resolved
 
 

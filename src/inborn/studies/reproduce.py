@@ -59,6 +59,10 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
         from inborn.studies.tickets import run_ticket_study
 
         result = run_ticket_study(preset, out, run=run)
+    elif preset["runner"] == "overparam":
+        from inborn.studies.overparam import run_overparam_study
+
+        result = run_overparam_study(preset, out, run=run)
     elif preset["runner"] == "tour":
         from inborn.studies.tour import run_tour
 

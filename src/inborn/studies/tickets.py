@@ -1,18 +1,36 @@
 """The ticket studies (existence, patterns, inits, search attacks, fine-tuning, tickets in NAS
-cells): one mask search per value of one setting, the dense PGD-AT baseline, optional PGD-AT
-fine-tuning of each ticket's structure, then a table, a figure and the paper's numbers beside ours.
+cells): one mask search per value of one setting (and per seed), the dense PGD-AT baseline, the
+size-matched baselines, optional PGD-AT fine-tuning of each ticket's structure, then a table, a
+figure and the paper's numbers beside ours.
+
+Baselines (the preset's `baselines`):
+    dense-at      dense PGD-AT of the same network, same epochs
+    size-matched  dense PGD-AT of the same architecture scaled (width, or a DARTS network's initial
+                  channels) to the ticket's number of non-zero weights
+    random-mask   PGD-AT of fresh weights under a random mask at the ticket's keep ratio and pattern
+
+Selection never uses the test split: every run's checkpoint is chosen on validation robust
+accuracy, and the best ticket of a study is the value with the best validation robust accuracy
+(averaged over seeds); its test figure is the one reported.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
 from inborn.studies.presets import with_value
 from inborn.studies.report import markdown_table, write_csv
+from inborn.studies.seeds import fmt_spread, mean_std, ordering_sentence, seed_suffix, seeded, study_seeds
 from inborn.sweep.grid import safe_name
+
+BASELINES = ("dense-at", "size-matched", "random-mask")
+DENSE = "dense PGD-AT"
+MATCHED = "size-matched dense"
+RANDOM = "random mask"
 
 
 def _dense(base: dict[str, Any]) -> dict[str, Any]:
@@ -21,22 +39,37 @@ def _dense(base: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _named(name: str, seed: int | None) -> str:
+    return name if seed is None else f"{name} seed={seed}"
+
+
+def baseline_names(preset: dict[str, Any]) -> list[str]:
+    names = list(preset.get("baselines", []))
+    for name in names:
+        if name not in BASELINES:
+            raise InbornError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    return names
+
+
 def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
     from inborn.sweep import Cell
 
-    return [Cell(name=f"RST {preset['vary']}={v}", kind="search", config=with_value(preset["base"], preset["vary"], v),
-                 out=runs / f"rst-{safe_name(v)}", values={preset["vary"]: v}) for v in preset["values"]]
+    vary = preset["vary"]
+    return [Cell(name=_named(f"RST {vary}={v}", s), kind="search",
+                 config=seeded(with_value(preset["base"], vary, v), s),
+                 out=runs / f"rst-{safe_name(v)}{seed_suffix(s)}", values={vary: v, "seed": s})
+            for v in preset["values"] for s in study_seeds(preset)]
 
 
 def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
+    """Dense PGD-AT of the same network, once per seed (the other baselines follow the tickets)."""
     from inborn.sweep import Cell
 
-    cells = []
-    for name in preset.get("baselines", []):
-        if name != "dense-at":
-            raise InbornError(f"unknown baseline {name!r}; known: dense-at")
-        cells.append(Cell(name="dense PGD-AT", kind="train", config=_dense(preset["base"]), out=runs / "dense-at"))
-    return cells
+    if "dense-at" not in baseline_names(preset):
+        return []
+    return [Cell(name=_named(DENSE, s), kind="train",
+                 config=seeded(_dense(preset["base"]), s), out=runs / f"dense-at{seed_suffix(s)}",
+                 values={"seed": s}) for s in study_seeds(preset)]
 
 
 def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> list[Any]:
@@ -45,96 +78,263 @@ def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> li
     cells = []
     for weights in preset.get("finetune", []):
         for ticket in tickets:
-            value = ticket.values[preset["vary"]]
-            config = {**_dense(preset["base"]), "finetune": {"ticket": str(ticket.out), "weights": weights}}
-            cells.append(Cell(name=f"ft-{weights} {preset['vary']}={value}", kind="finetune", config=config,
-                              out=runs / f"ft-{weights}-{safe_name(value)}", values={preset["vary"]: value}))
+            value, seed = ticket.values[preset["vary"]], ticket.values["seed"]
+            config = {**seeded(_dense(preset["base"]), seed),
+                      "finetune": {"ticket": str(ticket.out), "weights": weights}}
+            out = runs / f"ft-{weights}-{safe_name(value)}{seed_suffix(seed)}"
+            cells.append(Cell(name=_named(f"ft-{weights} {preset['vary']}={value}", seed), kind="finetune",
+                              config=config, out=out, values={**ticket.values, "series": f"ft-{weights}"}))
     return cells
 
 
-def test_figures(run: Path) -> tuple[float, float]:
+def matched_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> tuple[list[Any], list[tuple[Any, Any]]]:
+    """Size-matched dense and random-mask baselines of finished tickets. Tickets with the same
+    structure (keep ratio, pattern, scope; e.g. an inits study's) share one cell per seed. Returns
+    the cells and (ticket cell, baseline cell) pairs. Both are PGD-AT whatever searched the ticket."""
     from inborn.store import RunDir
+    from inborn.studies.sizes import config_with_size, run_nonzero, size_matched
+    from inborn.sweep import Cell
 
-    summary = RunDir(run).read_summary()
+    names = baseline_names(preset)
+    cells: dict[Path, Any] = {}
+    per_ticket: list[tuple[Any, Any]] = []  # (ticket cell, baseline cell)
+    for ticket in tickets:
+        seed = ticket.values["seed"]
+        if "size-matched" in names:
+            spec = RunDir(ticket.out).read_config()["model"]
+            key, size, _ = size_matched(spec, run_nonzero(ticket.out))
+            config = seeded(config_with_size(_dense(preset["base"]), key, size), seed)
+            out = runs / f"matched-dense-{key.rsplit('.', 1)[-1]}-{safe_name(size)}{seed_suffix(seed)}"
+            cell = cells.setdefault(out, Cell(name=_named(f"{MATCHED} {key}={size:g}", seed), kind="train",
+                                              config=config, out=out, values={"seed": seed, "series": MATCHED}))
+            per_ticket.append((ticket, cell))
+        if "random-mask" in names:
+            shape = {k: v for k, v in ticket.config["ticket"].items() if k not in ("init", "weight_seed")}
+            tag = "-".join(safe_name(shape[k]) for k in sorted(shape))
+            out = runs / f"random-mask-{tag}{seed_suffix(seed)}"
+            config = {**seeded(_dense(preset["base"]), seed),
+                      "finetune": {"ticket": str(ticket.out), "weights": "reinit", "mask": "random"}}
+            cell = cells.setdefault(out, Cell(name=_named(f"{RANDOM} {tag}", seed), kind="finetune",
+                                              config=config, out=out, values={"seed": seed, "series": RANDOM}))
+            per_ticket.append((ticket, cell))
+    return list(cells.values()), per_ticket
+
+
+@dataclass
+class Measured:
+    """One finished run's figures: test clean and robust, the validation robust accuracy at the
+    selected checkpoint, and its non-zero conv and linear weights."""
+
+    clean: float
+    robust: float
+    val: float | None
+    nonzero: int
+
+
+def measured(run: Path) -> Measured:
+    from inborn.store import RunDir
+    from inborn.studies.sizes import run_nonzero
+
+    rd = RunDir(run)
+    summary = rd.read_summary()
     if "test" not in summary:
         raise InbornError(f"run {str(run)!r} is not complete")
-    return summary["test"]["clean_acc"], summary["test"]["robust_acc"]
+    selected = [m for m in rd.read_metrics() if m.get("epoch") == summary.get("best_epoch")]
+    val = selected[0].get("val_robust_acc") if selected else None
+    return Measured(summary["test"]["clean_acc"], summary["test"]["robust_acc"], val, run_nonzero(run))
+
+
+def test_figures(run: Path) -> tuple[float, float]:
+    m = measured(run)
+    return m.clean, m.robust
+
+
+@dataclass
+class Series:
+    """The repeats (one per seed) of one model in one row."""
+
+    runs: list[Measured] = field(default_factory=list)
+
+    def values(self, what: str) -> list[float]:
+        return [getattr(m, what) for m in self.runs if getattr(m, what) is not None]
+
+    def mean(self, what: str) -> float | None:
+        vals = self.values(what)
+        return mean_std(vals)[0] if vals else None
+
+
+def _columns(name: str, series: Series) -> dict[str, Any]:
+    """A series as CSV columns: non-zero weights, mean and std of clean and robust, mean val."""
+    row: dict[str, Any] = {f"{name} non-zero": round(series.mean("nonzero"))}
+    for what, label in (("clean", "clean"), ("robust", "robust"), ("val", "val robust")):
+        vals = series.values(what)
+        if vals:
+            row[f"{name} {label}"], std = mean_std(vals)
+            if len(series.runs) > 1 and what != "val":
+                row[f"{name} {label} std"] = std
+    return row
 
 
 def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path | None = None) -> dict[str, Any]:
     """Run the cells through `run` (the sweep machinery) into `runs` (default out/runs) and write
     the tables and figure into `out`; returns the report text, its main table and rows."""
     runs = runs or out / "runs"
+    vary = preset["vary"]
     tickets = search_cells(preset, runs)
     baselines = baseline_cells(preset, runs)
     run([*baselines, *tickets])
     finetunes = finetune_cells(preset, tickets, runs)
-    if finetunes:
-        run(finetunes)  # after the searches: each fine-tunes a finished ticket
+    matched, per_ticket = matched_cells(preset, tickets, runs)
+    if finetunes or matched:
+        run([*finetunes, *matched])  # after the searches: each starts from a finished ticket
 
-    vary = preset["vary"]
+    table: dict[Any, dict[str, Series]] = {v: {} for v in preset["values"]}
+    for cell in tickets:
+        table[cell.values[vary]].setdefault("RST", Series()).runs.append(measured(cell.out))
+    for cell in finetunes:
+        table[cell.values[vary]].setdefault(cell.values["series"], Series()).runs.append(measured(cell.out))
+    for ticket, cell in per_ticket:
+        table[ticket.values[vary]].setdefault(cell.values["series"], Series()).runs.append(measured(cell.out))
+    dense = Series([measured(c.out) for c in baselines])
+
     paper = {str(k): v for k, v in (preset.get("paper") or {}).items()}
     rows = []
-    for cell in tickets:
-        value = cell.values[vary]
-        clean, robust = test_figures(cell.out)
-        row: dict[str, Any] = {vary: value, "RST clean": clean, "RST robust": robust}
-        for ft in finetunes:
-            if ft.values[vary] == value:
-                weights = ft.config["finetune"]["weights"]
-                row[f"ft-{weights} clean"], row[f"ft-{weights} robust"] = test_figures(ft.out)
+    for value, series in table.items():
+        row: dict[str, Any] = {vary: value, "seeds": len(series["RST"].runs)}
+        for name, s in series.items():
+            row.update(_columns(name, s))
         if str(value) in paper:
             row["paper robust %"] = paper[str(value)]
-            row["ours - paper"] = 100 * robust - paper[str(value)]
+            row["ours - paper"] = 100 * row["RST robust"] - paper[str(value)]
         rows.append(row)
-    base_rows = []
-    for c in baselines:
-        clean, robust = test_figures(c.out)
-        base_rows.append({"model": c.name, "clean": clean, "robust": robust})
+    base_rows = [{"model": DENSE, **{k.removeprefix(DENSE + " "): v for k, v in _columns(DENSE, dense).items()}}] \
+        if dense.runs else []
     columns = list(dict.fromkeys(k for r in rows for k in r))
+    out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "table.csv", rows, columns)
     if base_rows:
-        write_csv(out / "baselines.csv", base_rows, ["model", "clean", "robust"])
-    out.mkdir(parents=True, exist_ok=True)
-    plot_ticket_study(rows, base_rows, vary, out / "figure.png", preset.get("title", ""))
-    report = _report(preset, rows, columns, base_rows)
-    return {"rows": rows, "baselines": base_rows, "report": report, "main_table": markdown_table(rows, columns)}
+        write_csv(out / "baselines.csv", base_rows, list(dict.fromkeys(k for r in base_rows for k in r)))
+    plot_ticket_study(table, dense, vary, out / "figure.png", preset.get("title", ""))
+    main_rows, main_columns = _display(table, vary, paper)
+    main_table = markdown_table(main_rows, main_columns)
+    report = _report(preset, table, dense, main_table)
+    return {"rows": rows, "baselines": base_rows, "report": report, "main_table": main_table,
+            "selection": select_best(table, dense), "table": table, "dense": dense}
 
 
-def _report(preset: dict[str, Any], rows: list[dict[str, Any]], columns: list[str],
-            base_rows: list[dict[str, Any]]) -> str:
+def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, Any]) -> tuple[list[dict], list[str]]:
+    """The report's table: per series its non-zero weights and mean ± std of clean and PGD-20."""
+    rows = []
+    for value, series in table.items():
+        row: dict[str, Any] = {vary: value}
+        for name, s in series.items():
+            row[f"{name} non-zero"] = round(s.mean("nonzero"))
+            row[f"{name} clean"] = fmt_spread(s.values("clean"))
+            row[f"{name} robust"] = fmt_spread(s.values("robust"))
+        if str(value) in paper:
+            row["paper robust %"] = paper[str(value)]
+        rows.append(row)
+    return rows, list(dict.fromkeys(k for r in rows for k in r))
+
+
+def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> dict[str, Any]:
+    """The best ticket chosen on validation robust accuracy (mean over seeds), its test figure and
+    ratio to dense PGD-AT; the test-chosen one beside it, for the record only."""
+    rst = {v: s["RST"] for v, s in table.items()}
+    if any(s.mean("val") is None for s in rst.values()):
+        raise InbornError("a ticket run has no validation robust accuracy to select on (validation split empty?)")
+    by_val = max(rst, key=lambda v: rst[v].mean("val"))
+    by_test = max(rst, key=lambda v: rst[v].mean("robust"))
+    d = dense.mean("robust") if dense.runs else None
+    out = {"value": by_val, "val": rst[by_val].mean("val"), "robust": rst[by_val].mean("robust"),
+           "test_value": by_test, "test_robust": rst[by_test].mean("robust"), "dense": d}
+    if d:
+        out["ratio"], out["test_ratio"] = out["robust"] / d, out["test_robust"] / d
+    return out
+
+
+def _report(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series, main_table: str) -> str:
     base = preset["base"]
-    search_attack = "varied" if preset["vary"] == "adv" else f"`{base.get('adv', 'pgd')}`"
+    vary = preset["vary"]
+    seeds = study_seeds(preset)
+    search_attack = "varied" if vary == "adv" else f"`{base.get('adv', 'pgd')}`"
+    seed_text = (f"each cell run with seeds {', '.join(map(str, seeds))} (the frozen weights, the split, the data "
+                 "order and the dense networks' init), figures mean ± std over the seeds"
+                 if seeds != [None] else "one run per cell (no seeds: orderings cannot be told from noise)")
     parts = [
         f"# {preset.get('title', preset['study'])}",
         "",
-        f"Study `{preset['study']}` at `{preset['scale']}` scale: `{base['arch']}` on `{base['data']}`, "
-        f"ε = {base.get('eps', 'the data set default'):.4g} (pixel units), {base['epochs']} epochs per run, "
-        f"search attack {search_attack}; "
-        "test figures are PGD-20 on the test split at the checkpoint "
-        "selected on validation robust accuracy.",
+        f"Study `{preset['study']}` at `{preset['scale']}` scale: `{base['arch']}` (width "
+        f"{base.get('width', 1.0):g}) on `{base['data']}`, ε = {base.get('eps', 'the data set default'):.4g} "
+        f"(pixel units), {base['epochs']} epochs per run, search attack {search_attack}; {seed_text}. "
+        "Test figures are PGD-20 on the test split at the "
+        "checkpoint selected on validation robust accuracy (PGD-10). `non-zero` counts the conv and linear "
+        "weights a model computes with.",
         "",
         "![figure](figure.png)",
         "",
-        markdown_table(rows, columns),
+        main_table,
     ]
-    if base_rows:
+    if dense.runs:
         parts += ["", "Baselines (same network, same epochs):", "",
-                  markdown_table(base_rows, ["model", "clean", "robust"])]
-        best = max(r["RST robust"] for r in rows)
-        dense = next((r["robust"] for r in base_rows if r["model"] == "dense PGD-AT"), None)
-        if dense:
-            parts += ["", f"Best ticket / dense PGD-AT (robust): {best:.3f} / {dense:.3f} = {best / dense:.2f}."]
-    if preset.get("paper") and "paper robust %" not in columns:
+                  markdown_table([{"model": DENSE, "non-zero": round(dense.mean("nonzero")),
+                                   "clean": fmt_spread(dense.values("clean")),
+                                   "robust": fmt_spread(dense.values("robust"))}],
+                                 ["model", "non-zero", "clean", "robust"])]
+    parts += ["", *_selection_lines(table, dense, vary)]
+    orderings = _orderings(preset, table, dense)
+    if orderings:
+        parts += ["", "Orderings (PGD-20 on test; beyond the spread: the intervals mean ± std do not overlap):", "",
+                  *[f"- {line}" for line in orderings]]
+    if preset.get("paper") and not any(str(v) in {str(k) for k in preset["paper"]} for v in table):
         parts += ["", "The paper's figures (not comparable at this scale): "
                   + ", ".join(f"{k}: {v}" for k, v in preset["paper"].items())]
-    parts += ["", "Files: `table.csv`, `baselines.csv`, `figure.png`.", ""]
+    parts += ["", "Files: `table.csv`" + (", `baselines.csv`" if dense.runs else "") + ", `figure.png`.", ""]
     return "\n".join(parts)
 
 
-def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]], vary: str, path: Path,
-                      title: str) -> None:
-    """Robust and natural accuracy against the varied setting, the dense baseline dashed."""
+def _selection_lines(table: dict[Any, dict[str, Series]], dense: Series, vary: str) -> list[str]:
+    sel = select_best(table, dense)
+    test = fmt_spread(table[sel["value"]]["RST"].values("robust"))
+    lines = [f"Best ticket, chosen on validation robust accuracy: {vary} = {sel['value']} "
+             f"(validation PGD-10 {sel['val']:.3f}); its test PGD-20 {test}."]
+    if sel["dense"]:
+        lines += ["", f"Best ticket / dense PGD-AT (robust, test; ticket chosen on validation): "
+                      f"{sel['robust']:.3f} / {sel['dense']:.3f} = {sel['ratio']:.2f}."]
+        if sel["test_value"] != sel["value"]:
+            lines += ["", f"Selected on test (optimistic): {vary} = {sel['test_value']}, "
+                          f"{sel['test_robust']:.3f} / {sel['dense']:.3f} = {sel['test_ratio']:.2f}."]
+    return lines
+
+
+def _orderings(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series) -> list[str]:
+    """The orderings the report states, each with whether it holds beyond the spread: the values
+    in the paper's order where the preset gives one (`order`) else ranked by our means, then the
+    best ticket against each baseline, and fine-tuning from inherited against fresh weights."""
+    vary = preset["vary"]
+    rst = {v: s["RST"].values("robust") for v, s in table.items()}
+    lines = []
+    if not all(isinstance(v, int | float) for v in rst):  # a categorical setting: its ranking is the claim
+        order = [v for v in preset.get("order", []) if v in rst] or sorted(rst, key=lambda v: -mean_std(rst[v])[0])
+        for a, b in zip(order, order[1:], strict=False):
+            lines.append(ordering_sentence(f"{vary}={a}", rst[a], f"{vary}={b}", rst[b]))
+    best = select_best(table, dense)["value"]
+    for name in (MATCHED, RANDOM):
+        if name in table[best]:
+            other = table[best][name].values("robust")
+            lines.append(ordering_sentence(f"ticket {vary}={best}", rst[best], name, other))
+    if dense.runs:
+        lines.append(ordering_sentence(f"ticket {vary}={best}", rst[best], DENSE, dense.values("robust")))
+    for value, series in table.items():
+        if "ft-inherit" in series and "ft-reinit" in series:
+            lines.append(ordering_sentence(f"ft-inherit at {vary}={value}", series["ft-inherit"].values("robust"),
+                                           "ft-reinit", series["ft-reinit"].values("robust")))
+    return lines
+
+
+def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: str, path: Path, title: str) -> None:
+    """Robust and natural accuracy against the varied setting (error bars: std over seeds), the
+    dense baseline dashed with its spread shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,18 +342,25 @@ def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]
 
     from inborn.io import atomic_write
 
-    values = [r[vary] for r in rows]
+    values = list(table)
     numeric = all(isinstance(v, int | float) for v in values)
     xs = values if numeric else list(range(len(values)))
     fig, ax = plt.subplots(figsize=(7.8, 4.2))
-    series = [k[: -len(" robust")] for k in rows[0] if k.endswith(" robust")]
-    for i, name in enumerate(series):
+    names = list(dict.fromkeys(n for s in table.values() for n in s))
+    for i, name in enumerate(names):
         color = f"C{i}"
-        ax.plot(xs, [r[f"{name} robust"] for r in rows], marker="o", color=color, label=f"{name} robust (PGD-20)")
-        ax.plot(xs, [r[f"{name} clean"] for r in rows], marker="s", linestyle=":", color=color, label=f"{name} natural")
-    for r in base_rows:
-        ax.axhline(r["robust"], color="black", linestyle="--", linewidth=1, label=f"{r['model']} robust")
-        ax.axhline(r["clean"], color="gray", linestyle="--", linewidth=1, label=f"{r['model']} natural")
+        points = [(x, table[v][name]) for x, v in zip(xs, values, strict=True) if name in table[v]]
+        px = [x for x, _ in points]
+        for what, marker, style, label in (("robust", "o", "-", "robust (PGD-20)"), ("clean", "s", ":", "natural")):
+            stats = [mean_std(s.values(what)) for _, s in points]
+            ax.errorbar(px, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker=marker, linestyle=style,
+                        color=color, capsize=3, label=f"{name} {label}")
+    if dense.runs:
+        for what, color, label in (("robust", "black", "robust"), ("clean", "gray", "natural")):
+            m, sd = mean_std(dense.values(what))
+            ax.axhline(m, color=color, linestyle="--", linewidth=1, label=f"{DENSE} {label}")
+            if sd > 0:
+                ax.axhspan(m - sd, m + sd, color=color, alpha=0.12, linewidth=0)
     if numeric and max(values) / max(min(values), 1e-9) >= 10:
         ax.set_xscale("log")
     if not numeric:
@@ -167,3 +374,4 @@ def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
+
