@@ -13,7 +13,7 @@ def test_demo_writes_the_tour_report(tmp_path, capsys):
             "--n", "24", "--quiet"]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "report:" in text and "RST robust" in text
+    assert "report:" in text and "| RST |" in text
     report = (out / "report.md").read_text()
     for part in ("existence", "transfer", "r2s"):
         assert (out / part / "report.md").exists()
