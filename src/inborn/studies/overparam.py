@@ -115,6 +115,7 @@ def plot_overparam(rows: list[dict[str, Any]], widen: str, path: Path, title: st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from inborn.io import atomic_write
 
@@ -130,6 +131,8 @@ def plot_overparam(rows: list[dict[str, Any]], widen: str, path: Path, title: st
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="parity")
         ax.axhline(0.9, color="gray", linestyle=":", linewidth=1, label="0.9")
         ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" if x < 1000 else f"{x:,.0f}" for x in xs])  # the measured points only
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("robust accuracy ratio (PGD-20, test)")
