@@ -55,7 +55,7 @@ def run_cuda_tests(timeout: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-rs", "-p", "no:cacheprovider",
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-rs", "-p", "no:cacheprovider",
                                str(ROOT / "tests" / "test_cuda.py")], capture_output=True, text=True, env=env,
                               timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
