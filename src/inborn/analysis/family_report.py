@@ -93,7 +93,8 @@ def write_r2s_report(result: dict[str, Any], out: Path, *, references: list[dict
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "table.csv", rows, columns)
     atomic_write_json(out / "r2s.json", result)
-    plot_r2s(result, out / figure, references=[r for r in rows if r["model"] != "R2S"])
+    plot_r2s(result, out / figure, references=[{"name": r["model"], "clean": r["clean"], "robust": r["robust"]}
+                                               for r in rows if r["model"] != "R2S"])
     main = markdown_table(rows, columns)
     cite = result.get("cite")
     lines = [
