@@ -95,7 +95,7 @@ class ResultsDB:
             if not self._initialised:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if write or (version < _SCHEMA_VERSION and _has_table(conn, "results")):
-                    conn.execute("PRAGMA journal_mode = WAL")
+                    _wal(conn)
                     _migrate(conn)
                     self._initialised = True
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -173,6 +173,27 @@ class ResultsDB:
             if "no such table" in str(e):
                 return []
             raise
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """WAL mode. Turning a new database to WAL takes an exclusive lock, and SQLite does not wait
+    for it (the busy timeout does not apply): processes that open one new database at once
+    (a sweep's first runs) retry instead of failing."""
+    for attempt in range(200):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 1.0))
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
+def ensure(db: ResultsDB) -> None:
+    """Create (or migrate) the database now, before several processes would race to."""
+    with db.connect(write=True):
+        pass
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
