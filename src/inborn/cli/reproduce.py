@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-parallel", type=int, default=1, help="runs at once (default 1)")
     p.add_argument("--seeds", help="repeat every run of the study over these seeds, e.g. 0,1,2 (reports give "
                                    "mean ± std); overrides the preset's seeds")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -56,7 +57,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/reproduce/{name}-{args.scale}")
     result = run_study(args.study, args.scale, out, data_dir=args.data_dir, device=args.device,
                        executor=args.executor, max_parallel=args.max_parallel, address=args.address,
-                       progress=not args.quiet, overrides=overrides)
+                       progress=not args.quiet, overrides=overrides, db=args.db)
     print(result["main_table"])
     print(f"report: {result['report']}")
     return 0
