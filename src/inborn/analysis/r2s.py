@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from inborn.analysis.evaluate import predict
 from inborn.attacks import EOTPGD, PGD, AutoAttack
 from inborn.defenses import ExpectedTickets, RandomSwitch, SingleTicket
 from inborn.errors import InbornError
+from inborn.evaluation.evaluate import predict
 from inborn.masks.family import TicketFamily
 
 PROTOCOLS = ("paper", "eot", "expectation", "autoattack-rand")

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from inborn.attacks.base import Attack, model_mode
+from inborn.errors import InbornError
 
 
 class _Capture(logging.Handler):
@@ -35,8 +36,6 @@ class AutoAttack(Attack):
     def __init__(self, eps: float, *, version: str = "standard", batch_size: int = 500, **kw) -> None:
         super().__init__(eps, **kw)
         if version not in ("standard", "rand", "plus"):
-            from inborn.errors import InbornError
-
             raise InbornError(f"unknown AutoAttack version {version!r} (use standard, rand or plus)")
         self.version = version
         self.batch_size = batch_size

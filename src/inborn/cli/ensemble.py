@@ -34,12 +34,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from inborn.analysis.ensemble import evaluate_ensemble, render_ensemble
     from inborn.attacks import ATTACKS
-    from inborn.cli.common import format_table, parse_eps
+    from inborn.cli.common import format_table
     from inborn.data import load_data
     from inborn.device import resolve_device
     from inborn.io import atomic_write_json, atomic_write_text
-    from inborn.models.ensemble import build_ensemble, member_docs
+    from inborn.runs import build_ensemble
+    from inborn.runs.ensemble import member_docs
     from inborn.store import RunDir
+    from inborn.values import parse_eps
 
     # Check what the user typed, the members and the data before anything is written.
     if args.attack not in ATTACKS:
@@ -83,7 +85,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def _record(db_path: str | None, out: Path, cfg: dict, result: dict) -> None:
     """The ensemble as a run, its white-box and transfer results, and each member's white-box result."""
-    from inborn.analysis.metrics import harmonic_robustness_score
+    from inborn.evaluation.metrics import harmonic_robustness_score
     from inborn.store import ResultsDB
 
     db = ResultsDB(db_path)

@@ -8,8 +8,9 @@ import json
 import time
 from pathlib import Path
 
-from inborn.cli.common import format_table, parse_eps_list, parse_names
+from inborn.cli.common import format_table, parse_names
 from inborn.errors import InbornError
+from inborn.values import parse_eps, parse_eps_list
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,14 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from inborn import distributed
-    from inborn.analysis.evaluate import evaluate
     from inborn.analysis.plots import plot_robustness_curve
-    from inborn.api import load
     from inborn.attacks import ATTACKS
-    from inborn.cli.common import parse_eps
     from inborn.data import load_data
     from inborn.device import resolve_device
+    from inborn.evaluation.evaluate import evaluate
     from inborn.io import atomic_write_json
+    from inborn.runs import load
     from inborn.store import ResultsDB, RunDir
 
     # Check everything the user typed before touching the run or the database.

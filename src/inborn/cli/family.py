@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inborn.cli.common import format_table, parse_eps, parse_names
+from inborn.cli.common import format_table, parse_names
 from inborn.errors import InbornError
+from inborn.values import parse_eps
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_family(args: argparse.Namespace) -> int:
     from inborn.cli.search import search_config
     from inborn.cli.train import run_training
-    from inborn.masks.family import build_family
+    from inborn.runs import build_family
     from inborn.store import RunDir
 
     out = Path(args.out)
@@ -81,7 +82,7 @@ def cmd_family(args: argparse.Namespace) -> int:
 def _family_and_data(args: argparse.Namespace):
     from inborn.data import load_data
     from inborn.device import resolve_device
-    from inborn.masks.family import load_family
+    from inborn.runs import load_family
     from inborn.store import RunDir
 
     doc = RunDir(args.family).read_config()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inborn.cli.common import parse_eps, parse_options
+from inborn.cli.common import parse_options
 from inborn.errors import InbornError
+from inborn.values import parse_eps
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

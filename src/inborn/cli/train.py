@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inborn.cli.common import parse_eps, parse_int_list, parse_options
+from inborn.cli.common import parse_int_list, parse_options
 from inborn.io import read_yaml_mapping
+from inborn.values import parse_eps
 
 # CLI flag -> TrainConfig field, for the flags that map one to one.
 _FIELDS = {

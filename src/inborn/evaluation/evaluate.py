@@ -14,12 +14,12 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.analysis.journal import EvalJournal, fingerprint
-from inborn.analysis.metrics import harmonic_robustness_score
 from inborn.attacks import AutoAttack, build_attack, model_mode
 from inborn.data.base import TensorSplit
 from inborn.device import autocast
 from inborn.errors import InbornError
+from inborn.evaluation.journal import EvalJournal, fingerprint
+from inborn.evaluation.metrics import harmonic_robustness_score
 
 _ITERATIVE = {"pgd", "pgd-l2", "cw", "eot-pgd"}
 _BATCH_SEED = 1_000_003  # batch b's attacks draw their noise from seed + b * this

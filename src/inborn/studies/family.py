@@ -7,22 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import inborn
+from inborn.analysis.plots import plot_r2s, plot_transfer_heatmap
+from inborn.analysis.r2s import evaluate_r2s, single_ticket_robustness
+from inborn.analysis.transfer import transfer_matrix
+from inborn.data import load_data
+from inborn.device import resolve_device
 from inborn.io import atomic_write_json
+from inborn.runs import build_family, load_family
 from inborn.studies.report import markdown_table, write_csv
 from inborn.studies.tickets import baseline_cells, search_cells
 
 
 def _test_data(base: dict[str, Any], n: int, device):
-    from inborn.data import load_data
-
     splits = load_data(base["data"], base.get("data_dir"), seed=base.get("seed", 0))
     return splits.test.head(n).tensors(device)
 
 
 def prepare_family(preset: dict[str, Any], runs: Path, *, run: Any, device: str = "auto") -> dict[str, Any]:
     """Search the tickets (and baselines), gather the family, and load the test images."""
-    from inborn.device import resolve_device
-    from inborn.masks.family import build_family, load_family
 
     tickets = search_cells(preset, runs)
     baselines = baseline_cells(preset, runs)
@@ -52,9 +55,6 @@ def r2s_report(preset: dict[str, Any], f: dict[str, Any], out: Path, progress: b
 
 
 def _transfer(preset, family, x, y, eps, settings, out: Path, progress: bool) -> dict[str, Any]:
-    from inborn.analysis.plots import plot_transfer_heatmap
-    from inborn.analysis.transfer import transfer_matrix
-
     result = transfer_matrix(family, x, y, eps=eps, steps=settings["steps"], progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "transfer.json", result)
@@ -92,9 +92,6 @@ def _transfer(preset, family, x, y, eps, settings, out: Path, progress: bool) ->
 
 
 def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], progress: bool) -> dict[str, Any]:
-    from inborn.analysis.plots import plot_r2s
-    from inborn.analysis.r2s import evaluate_r2s, single_ticket_robustness
-
     result = evaluate_r2s(family, x, y, eps=eps, protocols=preset["protocols"], repeats=settings.get("repeats", 3),
                           steps=settings["steps"], eot_samples=settings.get("eot", 5), progress=progress)
     tickets = single_ticket_robustness(family, x, y, eps=eps, steps=settings["steps"])
@@ -104,7 +101,6 @@ def _r2s(preset, family, x, y, eps, settings, out: Path, baselines: list[Any], p
     best = max(tickets, key=lambda t: t["robust"])
     rows.append({"model": f"best single ticket (keep {best['keep_ratio']:g})", "protocol": "white-box PGD",
                  "clean": best["clean"], "robust": best["robust"]})
-    import inborn
 
     for cell in baselines:
         model = inborn.load(cell.out, device=x.device)

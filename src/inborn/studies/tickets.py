@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.io import atomic_write
+from inborn.store import RunDir
 from inborn.studies.presets import with_value
 from inborn.studies.report import markdown_table, write_csv
+from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
 
 
@@ -22,15 +25,11 @@ def _dense(base: dict[str, Any]) -> dict[str, Any]:
 
 
 def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
-    from inborn.sweep import Cell
-
     return [Cell(name=f"RST {preset['vary']}={v}", kind="search", config=with_value(preset["base"], preset["vary"], v),
                  out=runs / f"rst-{safe_name(v)}", values={preset["vary"]: v}) for v in preset["values"]]
 
 
 def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
-    from inborn.sweep import Cell
-
     cells = []
     for name in preset.get("baselines", []):
         if name != "dense-at":
@@ -40,8 +39,6 @@ def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
 
 
 def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> list[Any]:
-    from inborn.sweep import Cell
-
     cells = []
     for weights in preset.get("finetune", []):
         for ticket in tickets:
@@ -53,8 +50,6 @@ def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> li
 
 
 def test_figures(run: Path) -> tuple[float, float]:
-    from inborn.store import RunDir
-
     summary = RunDir(run).read_summary()
     if "test" not in summary:
         raise InbornError(f"run {str(run)!r} is not complete")
@@ -140,7 +135,6 @@ def plot_ticket_study(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from inborn.io import atomic_write
 
     values = [r[vary] for r in rows]
     numeric = all(isinstance(v, int | float) for v in values)

@@ -17,10 +17,13 @@ from typing import Any
 
 import yaml
 
+from inborn.data import dataset_entry
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
+from inborn.models.registry import model_entry
 from inborn.store import ResultsDB, RunDir
 from inborn.sweep import grid as grid_mod
+from inborn.train.config import TrainConfig
 
 CELL_JSON = "cell.json"
 CELL_YAML = "cell.yaml"
@@ -79,9 +82,6 @@ def check_kind(kind: str, config: dict[str, Any], name: str) -> None:
 
 def plan_cells(base_config: str | Path, specs: list[str], out: str | Path) -> list[Cell]:
     """The cells of `inborn sweep BASE --grid ... --out OUT`, each checked before anything runs."""
-    from inborn.data import dataset_entry
-    from inborn.models.registry import model_entry
-    from inborn.train.config import TrainConfig
 
     kind, base = grid_mod.load_base(base_config)
     grid = grid_mod.parse_grid(specs)

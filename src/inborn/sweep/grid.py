@@ -19,6 +19,7 @@ import yaml
 
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
+from inborn.train.config import TrainConfig
 
 KINDS = ("train", "search", "finetune")
 ALIASES = {"keep": "ticket.keep_ratio"}
@@ -40,7 +41,6 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 
 def config_fields() -> dict[str, str]:
     """TrainConfig's fields and their annotations (strings, e.g. 'float | None')."""
-    from inborn.train.config import TrainConfig
 
     return {f.name: str(f.type) for f in fields(TrainConfig)}
 

@@ -21,17 +21,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.analysis.evaluate import evaluate
 from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, cutout, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
-from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen, to_supermask
+from inborn.evaluation.evaluate import evaluate
+from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen
 from inborn.masks.ticket import is_supermask
-from inborn.models import create_model
+from inborn.runs import load, save_model
 from inborn.seeding import epoch_seed, seed_everything
+from inborn.spec import build_model
 from inborn.store import ResultsDB, RunDir
 from inborn.train.config import TrainConfig
+from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
 
 
@@ -50,21 +52,6 @@ def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
         # Random weights are redrawn from their seed; trained ones must be stored.
         spec["weights"] = "stored" if cfg.from_run else "seed"
     return spec
-
-
-def build_model(spec: dict[str, Any], dense_weights: nn.Module | None = None) -> nn.Module:
-    """The network of `spec`; a supermask network when the spec has one (over `dense_weights`'
-    trained weights if given, else over weights redrawn from the spec's seed)."""
-    model = create_model(
-        spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
-        image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
-        mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
-    )
-    if dense_weights is not None:
-        model.load_state_dict(dense_weights.state_dict())
-    if "supermask" in spec:
-        to_supermask(model, **spec["supermask"], reinit_weights=spec.get("weights", "seed") == "seed")
-    return model
 
 
 def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
@@ -121,8 +108,6 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
 
     seed_everything(cfg.seed)
     if cfg.finetune is not None:
-        from inborn.train.finetune import finetune_start
-
         model, spec = finetune_start(cfg.finetune, cfg.seed)
     else:
         spec = model_spec_for(cfg, splits)
@@ -209,7 +194,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             history.append(record)
             if record["select_score"] > best["score"]:
                 best = {"epoch": epoch, "score": record["select_score"]}
-                run.save_model(model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
+                save_model(run, model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
             run.save_checkpoint(training_state(model, opt), {"epoch": epoch, "history": history, "best": best})
             run.write_metrics(history)
             if progress:
@@ -248,8 +233,6 @@ def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None
     """For a robust trained ticket: the trained run's model, which must be the same network."""
     if not cfg.from_run:
         return None
-    from inborn.api import load
-
     doc = RunDir(cfg.from_run).read_config()
     if doc.get("kind") != "train" or "supermask" in doc["model"]:
         raise InbornError(f"--from-run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
@@ -310,8 +293,6 @@ def _test_robust(model: nn.Module, splits: DataSplits, cfg: TrainConfig) -> floa
 def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSplits, best: dict[str, Any],
            history: list[dict[str, Any]], device: torch.device, progress: bool) -> dict[str, Any]:
     """Test the selected checkpoint once (PGD at the run's ε) and write the summary."""
-    from inborn.api import load
-
     model = load(run.path, device=device)
     res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
                    seed=0, progress=progress, journal=run.file("test.journal.json"))
