@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from inborn import __version__
@@ -150,8 +150,6 @@ class RunDir:
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read tensors and metadata; a corrupt or foreign file is a one-line InbornError."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.exists():
         raise InbornError(f"no checkpoint at {str(path)!r}")

@@ -9,6 +9,7 @@ A cell's directory holds, besides the run's own files:
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -178,8 +179,6 @@ def cell_command(cell: Cell, db: str | Path, resume: bool) -> list[str]:
 
 
 def start_line(cmd: list[str]) -> str:
-    import shlex
-
     return f"{START_MARK}{time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(cmd)}\n"
 
 
