@@ -70,7 +70,7 @@ def cmd_family(args: argparse.Namespace) -> int:
                 print(f"ticket keep={keep:g}: complete, reused")
                 continue
             print(f"ticket keep={keep:g}: searching into {member}")
-            sub = argparse.Namespace(**{**vars(args), "keep": keep, "out": str(member),
+            sub = argparse.Namespace(**{**vars(args), "ticket.keep_ratio": keep, "out": str(member),
                                         "resume": run.file(RunDir.CHECKPOINT).exists()})
             run_training(sub, None if sub.resume else search_config(sub))
     family = build_family(members, out)
