@@ -124,3 +124,14 @@ def test_finetune_inherits_the_tickets_settings_below_the_yaml(tmp_path):
     assert (cfg.width, cfg.eps) == (1.0, 0.1)
     with pytest.raises(InbornError, match="name the ticket"):
         finetune_config(_args("finetune", "--out", "x"))
+
+
+def test_nas_defaults_are_the_study_configs_and_the_yaml_is_read_first(tmp_path):
+    from inborn.cli.nas import study_config
+    from inborn.studies.nas_config import NasStudyConfig
+
+    assert study_config(_args("nas", "--out", "x")) == NasStudyConfig()
+    path = _yaml(tmp_path, {"archs": ["resnet18"], "eps": ["1/255", 0.5], "epochs": 2, "train": {"lr": 0.05}})
+    cfg = study_config(_args("nas", "--out", "x", "--config", path, "--epochs", "3", "--ensemble", ""))
+    assert (cfg.archs, cfg.eps, cfg.epochs, cfg.train, cfg.ensemble) == (["resnet18"], [1 / 255, 0.5], 3,
+                                                                         {"lr": 0.05}, [])
