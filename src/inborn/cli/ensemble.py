@@ -35,10 +35,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from inborn.analysis.ensemble import evaluate_ensemble, render_ensemble
     from inborn.attacks import ATTACKS
     from inborn.cli.common import format_table
-    from inborn.data import load_data
     from inborn.device import resolve_device
     from inborn.io import atomic_write_json, atomic_write_text
-    from inborn.runs import build_ensemble
+    from inborn.runs import build_ensemble, load_run_data, run_eps
     from inborn.runs.ensemble import member_docs
     from inborn.store import RunDir
     from inborn.values import parse_eps
@@ -52,14 +51,13 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         raise InbornError(f"--n must be >= 1, got {args.n}")
     eps = parse_eps(args.eps) if args.eps else None
     device = resolve_device(args.device)
-    first = member_docs(args.runs)[0]["config"]
-    splits = load_data(first["data"], args.data_dir or first.get("data_dir"),
-                       val_fraction=first.get("val_fraction", 0.1), seed=first.get("seed", 0))
+    splits = load_run_data(member_docs(args.runs)[0], args.data_dir)
     out = Path(args.out)
     ensemble = build_ensemble(args.runs, out, combine=args.combine, data_dir=args.data_dir, device=device)
-    cfg = RunDir(out).read_config()["config"]
+    doc = RunDir(out).read_config()
+    cfg = doc["config"]
     if eps is None:
-        eps = cfg["eps"] if cfg.get("eps") is not None else splits.info.default_eps
+        eps = run_eps(doc, splits)
     x, y = splits.test.head(args.n).tensors(device)
 
     t0 = time.time()

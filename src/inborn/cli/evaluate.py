@@ -41,11 +41,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inborn import distributed
     from inborn.analysis.plots import plot_robustness_curve
     from inborn.attacks import ATTACKS
-    from inborn.data import load_data
     from inborn.device import resolve_device
     from inborn.evaluation.evaluate import evaluate
     from inborn.io import atomic_write_json
-    from inborn.runs import load
+    from inborn.runs import load, load_run_data, run_eps
     from inborn.store import ResultsDB, RunDir
 
     # Check everything the user typed before touching the run or the database.
@@ -62,10 +61,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = distributed.init_from_env(resolve_device(args.device))  # under torchrun: batches split over ranks
     model = load(run.path, device=device)
     cfg = doc["config"]
-    splits = load_data(cfg["data"], args.data_dir or cfg.get("data_dir"),
-                       val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0))
+    splits = load_run_data(doc, args.data_dir)
     if eps_list is None:
-        eps_list = [cfg.get("eps") if cfg.get("eps") is not None else splits.info.default_eps]
+        eps_list = [run_eps(doc, splits)]
 
     t0 = time.time()
     extra = {"eot_samples": args.eot} if args.eot else {}

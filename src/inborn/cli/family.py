@@ -80,9 +80,8 @@ def cmd_family(args: argparse.Namespace) -> int:
 
 
 def _family_and_data(args: argparse.Namespace):
-    from inborn.data import load_data
     from inborn.device import resolve_device
-    from inborn.runs import load_family
+    from inborn.runs import load_family, load_run_data
     from inborn.store import RunDir
 
     doc = RunDir(args.family).read_config()
@@ -92,8 +91,7 @@ def _family_and_data(args: argparse.Namespace):
     eps = parse_eps(args.eps) if args.eps else cfg.get("eps")
     if args.steps < 1:
         raise InbornError(f"--steps must be >= 1, got {args.steps}")
-    splits = load_data(cfg["data"], cfg.get("data_dir"), val_fraction=cfg.get("val_fraction", 0.1),
-                       seed=cfg.get("seed", 0))
+    splits = load_run_data(doc)
     x, y = splits.test.head(args.n).tensors(device)
     return family, x, y, eps, doc
 
