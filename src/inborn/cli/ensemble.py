@@ -34,12 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from inborn.analysis.ensemble import evaluate_ensemble, render_ensemble
     from inborn.attacks import ATTACKS
-    from inborn.cli.common import format_table
     from inborn.device import resolve_device
     from inborn.io import atomic_write_json, atomic_write_text
     from inborn.runs import build_ensemble, load_run_data, run_eps
     from inborn.runs.ensemble import member_docs
     from inborn.store import RunDir
+    from inborn.tables import text_table
     from inborn.values import parse_eps
 
     # Check what the user typed, the members and the data before anything is written.
@@ -76,7 +76,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     rows.append({"model": "ensemble", "clean": e["clean"], "white-box": e["robust"], "transfer": e["transfer_worst"]})
     print(f"ensemble of {len(rows) - 1} ({args.combine}) on {cfg['data']} (test, {result['n']} images, "
           f"{result['attack']} at ε={eps:.4g}, {result['seconds']:.0f}s)")
-    print(format_table(rows))
+    print(text_table(rows))
     print(f"saved: {out / 'ensemble.json'}, {out / 'ensemble.md'}")
     return 0
 

@@ -8,8 +8,9 @@ import json
 import time
 from pathlib import Path
 
-from inborn.cli.common import format_table, parse_names
+from inborn.cli.common import parse_names
 from inborn.errors import InbornError
+from inborn.tables import text_table
 from inborn.values import parse_eps, parse_eps_list
 
 
@@ -109,7 +110,7 @@ def render(result: dict) -> str:
         rows += [{"attack": "worst case", "eps": w["eps"], "steps": "-", "clean": result["clean_acc"],
                   "robust": w["robust_acc"], "HRS": w["hrs"]} for w in result["worst_case"]]
     lines = [f"{result['arch']} on {result['data']} ({result['split']}, {result['n']} images, "
-             f"{result['seconds']:.0f}s)", format_table(rows)]
+             f"{result['seconds']:.0f}s)", text_table(rows)]
     for r in result["results"]:
         for w in r.get("warnings", []):
             lines.append(f"warning ({r['attack']} at ε={r['eps']:.4g}): {w}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inborn.cli.common import format_table, parse_names
+from inborn.cli.common import parse_names
 from inborn.errors import InbornError
+from inborn.tables import text_table
 from inborn.values import parse_eps
 
 
@@ -119,7 +120,7 @@ def render_transfer(result: dict) -> str:
     rows.append({"source \\ target": "natural", **{keeps[j]: result["natural_acc"][j] for j in range(len(keeps))}})
     off = result["off_diagonal_mean"]
     return (f"transfer of PGD-{result['steps']} examples at ε={result['eps']:.4g} on {result['n']} test images\n"
-            f"{format_table(rows)}\ndiagonal (white-box) mean {result['diagonal_mean']:.4f}, "
+            f"{text_table(rows)}\ndiagonal (white-box) mean {result['diagonal_mean']:.4f}, "
             f"off-diagonal mean {'-' if off is None else f'{off:.4f}'}")
 
 

@@ -15,8 +15,8 @@ from inborn.data import load_data
 from inborn.device import resolve_device
 from inborn.io import atomic_write_json
 from inborn.runs import build_family, load_family
-from inborn.studies.report import markdown_table, write_csv
 from inborn.studies.tickets import baseline_cells, search_cells
+from inborn.tables import markdown_table, write_csv
 
 
 def _test_data(base: dict[str, Any], n: int, device):

@@ -30,9 +30,9 @@ from inborn.runs import load
 from inborn.store import ResultsDB
 from inborn.studies.execute import run_or_fail
 from inborn.studies.nas_config import NasStudyConfig
-from inborn.studies.report import markdown_table, write_csv
 from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
+from inborn.tables import markdown_table, write_csv
 from inborn.train.config import TrainConfig
 from inborn.train.recipes import recipe_defaults
 

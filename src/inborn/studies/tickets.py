@@ -13,9 +13,9 @@ from inborn.errors import InbornError
 from inborn.io import atomic_write
 from inborn.store import RunDir
 from inborn.studies.presets import with_value
-from inborn.studies.report import markdown_table, write_csv
 from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
+from inborn.tables import markdown_table, write_csv
 
 
 def _dense(base: dict[str, Any]) -> dict[str, Any]:
