@@ -12,12 +12,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from inborn.attacks import ATTACKS, PGD, build_attack
+from inborn.attacks import ATTACKS, PGD, build_attack, is_iterative
 from inborn.evaluation.evaluate import evaluate, predict
 from inborn.evaluation.metrics import harmonic_robustness_score
 from inborn.models.ensemble import Ensemble
-
-_ITERATIVE = {"pgd", "pgd-l2", "cw", "eot-pgd"}
 
 
 def evaluate_ensemble(
@@ -41,7 +39,7 @@ def evaluate_ensemble(
         own = evaluate(member, (x, y), **kw)
         # The last iterate of the full budget (no early stop, no "first misclassified" iterate):
         # examples just across the member's boundary would transfer poorly.
-        crafter = build_attack(attack, eps, steps=steps if attack in _ITERATIVE else None, step_size=step_size,
+        crafter = build_attack(attack, eps, steps=steps if is_iterative(attack) else None, step_size=step_size,
                                seed=seed, mode="eval", **_last_iterate(attack))
         fooled = torch.zeros_like(clean_ok)
         for start in range(0, len(x), batch_size):
@@ -51,14 +49,14 @@ def evaluate_ensemble(
         robust = clean_ok & ~fooled
         survived &= robust
         members.append({"name": name, "clean": own["clean_acc"], "robust": own["results"][0]["robust_acc"],
-                        "transfer": robust.float().mean().item()})
+                        "transfer": robust.float().mean().item(), "evaluation": own})
     clean = whole["clean_acc"]
     robust = whole["results"][0]["robust_acc"]
     return {
-        "n": len(x), "eps": eps, "attack": attack, "steps": steps if attack in _ITERATIVE else 0,
+        "n": len(x), "eps": eps, "attack": attack, "steps": steps if is_iterative(attack) else 0,
         "combine": ensemble.combine,
         "ensemble": {"clean": clean, "robust": robust, "hrs": harmonic_robustness_score(clean, robust),
-                     "transfer_worst": survived.float().mean().item()},
+                     "transfer_worst": survived.float().mean().item(), "evaluation": whole},
         "members": members,
     }
 

@@ -46,20 +46,25 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *, device: str | t
     return int(counter.get_total_flops()) // 2
 
 
-def count_parameters(model: nn.Module, *, kept_only: bool = False) -> int:
+def count_parameters(model: nn.Module, *, kept_only: bool = False, include_auxiliary: bool = False) -> int:
     """Parameters of the network (shared tensors counted once).
 
     Masked layers' `scores` are left out in both modes: they choose the mask and are not part
     of the function the network computes. With `kept_only`, a masked layer's weight counts only
-    its kept entries (its mask), everything else in full.
+    its kept entries (its mask), everything else in full. An auxiliary head (DARTS) is left out
+    unless `include_auxiliary`: it only trains the network, and DARTS's counts leave it out too.
     """
 
     layers = masked_layers(model)
     scores = {id(m.scores) for m in layers if getattr(m, "scores", None) is not None}
-    total = sum(p.numel() for p in model.parameters() if id(p) not in scores)
+    skip = set(scores)
+    if not include_auxiliary:
+        skip |= {id(p) for name, p in model.named_parameters() if "auxiliary" in name}
+    total = sum(p.numel() for p in model.parameters() if id(p) not in skip)
     if kept_only and layers:
         with torch.no_grad():
             masks = current_masks(model)
         for layer, mask in zip(layers, masks, strict=True):
-            total -= layer.weight.numel() - int(mask.count_nonzero())
+            if id(layer.weight) not in skip:
+                total -= layer.weight.numel() - int(mask.count_nonzero())
     return total

@@ -12,7 +12,7 @@ from inborn.errors import InbornError
 
 __all__ = [
     "ATTACKS", "PGD", "EOTPGD", "FGSM", "RFGSM", "Attack", "AutoAttack", "CWLinf", "StepLL",
-    "build_attack", "margin_loss", "model_mode",
+    "build_attack", "is_iterative", "margin_loss", "model_mode",
 ]
 
 # name -> (class, fixed keyword arguments, summary)
@@ -29,7 +29,11 @@ ATTACKS: dict[str, tuple[type[Attack], dict[str, Any], str]] = {
     "autoattack-rand": (AutoAttack, {"version": "rand"}, "AutoAttack for randomised defences (APGD + EOT)"),
 }
 
-_ITERATIVE = {"pgd", "pgd-l2", "cw", "eot-pgd"}
+
+def is_iterative(name: str) -> bool:
+    """Whether the attack called `name` takes `steps` (FGSM-RS is PGD with its one step fixed)."""
+    cls, fixed, _ = ATTACKS[name]
+    return cls.iterative and "steps" not in fixed
 
 
 def build_attack(
@@ -50,18 +54,14 @@ def build_attack(
     """
     if name not in ATTACKS:
         raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    if eps < 0:
-        raise InbornError(f"ε must be >= 0, got {eps}")
     cls, fixed, _ = ATTACKS[name]
     args: dict[str, Any] = {**fixed, **kw, "restarts": restarts}
-    if name in _ITERATIVE:
+    if eot_samples is not None and cls is not AutoAttack:
+        args["eot_samples"] = eot_samples
+    if is_iterative(name):
         args["steps"] = 20 if steps is None else steps
-        if args["steps"] < 1:
-            raise InbornError(f"steps must be >= 1, got {args['steps']}")
-        args["step_size"] = eps / 4 if step_size is None else step_size
+        args["step_size"] = step_size  # None: the class's default, ε/4
         args["early_stop"] = early_stop
-        if eot_samples is not None:
-            args["eot_samples"] = eot_samples
     elif name == "fgsm-rs":
         args["step_size"] = 1.25 * eps if step_size is None else step_size
         args["track_best"] = False

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 from collections.abc import Iterator
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -54,9 +55,15 @@ def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.T
 
 
 class Attack(abc.ABC):
-    """Base class. Subclasses implement `perturb(model, x, y) -> x_adv` for one restart."""
+    """Base class. Subclasses implement `perturb(model, x, y) -> x_adv` for one restart.
+
+    `eot_samples > 1` averages every input gradient over that many forwards (EOT), for models
+    whose forward is random. `use_autocast` runs the model under bf16 autocast on CUDA; off by
+    default, so that an attack computes in float32 unless asked.
+    """
 
     name = "attack"
+    iterative: ClassVar[bool] = False  # takes `steps` and `step_size`
 
     def __init__(
         self,
@@ -66,20 +73,24 @@ class Attack(abc.ABC):
         restarts: int = 1,
         mode: Mode = "eval",
         seed: int | None = None,
-        use_autocast: bool = True,
+        use_autocast: bool = False,
+        eot_samples: int = 1,
     ) -> None:
-        if eps < 0:
-            raise InbornError(f"ε must be >= 0, got {eps}")
+        if not math.isfinite(eps) or eps < 0:
+            raise InbornError(f"ε must be >= 0 and finite, got {eps}")
         if norm not in ("linf", "l2"):
             raise InbornError(f"unknown norm {norm!r} (use linf or l2)")
         if restarts < 1:
             raise InbornError(f"restarts must be >= 1, got {restarts}")
+        if eot_samples < 1:
+            raise InbornError(f"eot_samples must be >= 1, got {eot_samples}")
         self.eps = float(eps)
         self.norm = norm
         self.restarts = restarts
         self.mode = mode
         self.seed = seed
         self.use_autocast = use_autocast
+        self.eot_samples = int(eot_samples)
         self._generator: torch.Generator | None = None
 
     def __repr__(self) -> str:
@@ -123,13 +134,14 @@ class Attack(abc.ABC):
     def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return self.logits(model, x).argmax(1)
 
-    def input_grad(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "ce",
-                   samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    def input_grad(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
         """Gradient of the summed loss with respect to the input only, and the logits.
 
         `torch.autograd.grad` on the input alone: no gradient is computed for parameters.
-        With `samples > 1` the gradient is averaged over that many forwards (EOT).
+        With `eot_samples > 1` the gradient is averaged over that many forwards (EOT).
         """
+        samples = self.eot_samples
         grad = torch.zeros_like(x)
         logits = None
         for _ in range(samples):

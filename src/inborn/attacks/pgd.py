@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from inborn.attacks.base import Attack, per_sample_loss
+from inborn.errors import InbornError
 
 
 class PGD(Attack):
@@ -18,6 +19,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    iterative = True
 
     def __init__(
         self,
@@ -28,18 +30,19 @@ class PGD(Attack):
         random_start: bool = True,
         early_stop: bool = False,
         loss: str = "ce",
-        eot_samples: int = 1,
         track_best: bool = True,
         **kw,
     ) -> None:
         super().__init__(eps, **kw)
+        if steps < 1:
+            raise InbornError(f"steps must be >= 1, got {steps}")
         self.steps = int(steps)
-        # Default step: 2.5 ε / steps (Madry et al.), which reaches the boundary from any start.
-        self.step_size = float(step_size) if step_size is not None else 2.5 * self.eps / max(self.steps, 1)
+        # Default step ε/4 (PGD-20 at 8/255 takes steps of 2/255, as in the RST paper); the same
+        # default as build_attack's, so an attack means one thing however it is built.
+        self.step_size = float(step_size) if step_size is not None else self.eps / 4
         self.random_start = random_start
         self.early_stop = early_stop
         self.loss = loss
-        self.eot_samples = int(eot_samples)
         # Training uses the plain last iterate (track_best=False): one forward fewer per batch.
         self.track_best = track_best or early_stop
 
@@ -51,7 +54,7 @@ class PGD(Attack):
         x_adv = self.random_point(x) if self.random_start else x.clone()
         if not self.track_best:
             for _ in range(self.steps):
-                grad, _ = self.input_grad(model, x_adv, y, self.loss, self.eot_samples)
+                grad, _ = self.input_grad(model, x_adv, y, self.loss)
                 x_adv = self.project(self.step(x_adv, grad, self.step_size), x)
             return x_adv
         best = x_adv.clone()
@@ -64,7 +67,7 @@ class PGD(Attack):
             need_grad = step < self.steps
             xa, ya = x_adv[active], y[active]
             if need_grad:
-                grad, logits = self.input_grad(model, xa, ya, self.loss, self.eot_samples)
+                grad, logits = self.input_grad(model, xa, ya, self.loss)
             else:
                 with torch.no_grad():
                     logits = self.logits(model, xa)

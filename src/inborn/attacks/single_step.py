@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from inborn.attacks.base import Attack
 
@@ -42,7 +41,5 @@ class StepLL(Attack):
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = self.logits(model, x).argmin(1)
-        x_req = x.detach().requires_grad_(True)
-        loss = F.cross_entropy(self.logits(model, x_req), target)
-        grad = torch.autograd.grad(loss, x_req)[0]
+        grad, _ = self.input_grad(model, x, target)
         return self.project(self.step(x, -grad, self.eps), x)

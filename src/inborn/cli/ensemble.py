@@ -84,6 +84,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def _record(db_path: str | None, out: Path, cfg: dict, result: dict) -> None:
     """The ensemble as a run, its white-box and transfer results, and each member's white-box result."""
     from inborn.evaluation.metrics import harmonic_robustness_score
+    from inborn.evaluation.results import evaluation_rows, result_row
     from inborn.store import ResultsDB
 
     db = ResultsDB(db_path)
@@ -92,14 +93,18 @@ def _record(db_path: str | None, out: Path, cfg: dict, result: dict) -> None:
                   config={"data": cfg["data"], "arch": "ensemble", "eps": cfg.get("eps"), "seed": cfg.get("seed")},
                   summary={"clean": e["clean"], "robust": e["robust"], "combine": result["combine"],
                            "members": cfg["members"]})
-    base = {"split": "test", "eps": result["eps"], "steps": result["steps"], "n": result["n"]}
-    rows = [{**base, "run_path": out, "attack": result["attack"], "clean_acc": e["clean"], "robust_acc": e["robust"],
-             "hrs": e["hrs"], "extra": {"combine": result["combine"]}},
-            {**base, "run_path": out, "attack": f"transfer-{result['attack']}:worst", "clean_acc": e["clean"],
-             "robust_acc": e["transfer_worst"], "hrs": harmonic_robustness_score(e["clean"], e["transfer_worst"])}]
+    whole = e["evaluation"]
+    rows = evaluation_rows(whole, out, "test")
+    identity = {**{k: rows[0][k] for k in ("steps", "step_size", "restarts", "eot_samples", "seed", "precision")},
+                "fingerprint": whole["fingerprint"]}
+
+    def transfer(source: str, robust: float) -> dict:
+        return result_row(out, "test", f"transfer-{result['attack']}:{source}", result["eps"], n=result["n"],
+                          clean_acc=e["clean"], robust_acc=robust, hrs=harmonic_robustness_score(e["clean"], robust),
+                          settings=identity, extra={"combine": result["combine"]})
+
+    rows.append(transfer("worst", e["transfer_worst"]))
     for m, path in zip(result["members"], cfg["members"], strict=True):
-        rows.append({**base, "run_path": out, "attack": f"transfer-{result['attack']}:{path}", "clean_acc": e["clean"],
-                     "robust_acc": m["transfer"], "hrs": harmonic_robustness_score(e["clean"], m["transfer"])})
-        rows.append({**base, "run_path": path, "attack": result["attack"], "clean_acc": m["clean"],
-                     "robust_acc": m["robust"], "hrs": harmonic_robustness_score(m["clean"], m["robust"])})
+        rows.append(transfer(path, m["transfer"]))
+        rows += evaluation_rows(m["evaluation"], path, "test")
     db.add_results(rows)

@@ -23,7 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=20, help="iterations of iterative attacks (default 20)")
     p.add_argument("--step-size", help="step in pixel units (default ε/4)")
     p.add_argument("--restarts", type=int, default=1)
-    p.add_argument("--eot", type=int, help="gradient samples per step for eot-pgd (default 10)")
+    p.add_argument("--eot", type=int, help="gradient samples per step for eot-pgd, and for every gradient attack "
+                   "on a randomised model (default 10)")
+    p.add_argument("--repeats", type=int, help="classifications of every point of a randomised model, "
+                   "reported as mean ± std (default 5)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32 everywhere)")
     # --num-examples: under torchrun, whose own parser takes `--n` for an abbreviation of its options.
     p.add_argument("--n", "--num-examples", dest="n", type=int, help="evaluate the first N images of the split")
     p.add_argument("--split", choices=["test", "val"], default="test")
@@ -44,6 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inborn.attacks import ATTACKS
     from inborn.device import resolve_device
     from inborn.evaluation.evaluate import evaluate
+    from inborn.evaluation.results import evaluation_rows
     from inborn.io import atomic_write_json
     from inborn.runs import load, load_run_data, run_eps
     from inborn.store import ResultsDB, RunDir
@@ -67,14 +72,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         eps_list = [run_eps(doc, splits)]
 
     t0 = time.time()
-    extra = {"eot_samples": args.eot} if args.eot else {}
     # The lock: one writer per run, since an evaluation journals its batches into the run directory.
     with run.lock() if distributed.is_main() else contextlib.nullcontext():
         result = evaluate(
             model, getattr(splits, args.split), attacks=attacks, eps=eps_list, steps=args.steps,
             step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
-            seed=args.seed, early_stop=not args.no_early_stop, progress=not args.quiet,
-            journal=run.file(f"eval-{args.split}.journal.json"), split_over_ranks=True, **extra,
+            seed=args.seed, early_stop=not args.no_early_stop, eot_samples=args.eot, repeats=args.repeats,
+            amp=args.amp, progress=not args.quiet, journal=run.file(f"eval-{args.split}.journal.json"),
+            split_over_ranks=True,
         )
     if not distributed.is_main():
         return 0  # rank 0 writes and prints
@@ -85,17 +90,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plot_robustness_curve(result, png, title=f"{doc['model']['arch']} on {cfg['data']} ({args.split})")
         result["plot"] = str(png)
     atomic_write_json(run.file("eval.json"), result)
-    ResultsDB(args.db).add_results([
-        {"run_path": run.path, "split": args.split, "attack": r["attack"], "eps": r["eps"], "steps": r["steps"],
-         "n": result["n"], "clean_acc": result["clean_acc"], "robust_acc": r["robust_acc"], "hrs": r["hrs"],
-         "extra": {"warnings": r.get("warnings", [])}}
-        for r in result["results"]
-    ] + [
-        {"run_path": run.path, "split": args.split, "attack": "worst:" + "+".join(attacks), "eps": w["eps"],
-         "steps": args.steps, "n": result["n"], "clean_acc": result["clean_acc"], "robust_acc": w["robust_acc"],
-         "hrs": w["hrs"]}
-        for w in result["worst_case"] if len(attacks) > 1
-    ])
+    ResultsDB(args.db).add_results(evaluation_rows(result, run.path, args.split))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -104,13 +99,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def render(result: dict) -> str:
-    rows = [{"attack": r["attack"], "eps": r["eps"], "steps": r["steps"] or "-", "clean": result["clean_acc"],
-             "robust": r["robust_acc"], "HRS": r["hrs"]} for r in result["results"]]
+    spread = result.get("randomised", False)  # a randomised model's figures are means over repeats
+
+    def acc(value: float, std: float | None) -> str | float:
+        return f"{value:.4f} ± {std or 0:.4f}" if spread else value
+
+    clean = acc(result["clean_acc"], result.get("clean_acc_std"))
+    rows = [{"attack": r["attack"], "eps": r["eps"], "steps": r["steps"] or "-", "clean": clean,
+             "robust": acc(r["robust_acc"], r.get("robust_acc_std")), "HRS": r["hrs"]} for r in result["results"]]
     if len({r["attack"] for r in result["results"]}) > 1:
-        rows += [{"attack": "worst case", "eps": w["eps"], "steps": "-", "clean": result["clean_acc"],
-                  "robust": w["robust_acc"], "HRS": w["hrs"]} for w in result["worst_case"]]
+        rows += [{"attack": "worst case", "eps": w["eps"], "steps": "-", "clean": clean,
+                  "robust": acc(w["robust_acc"], w.get("robust_acc_std")), "HRS": w["hrs"]}
+                 for w in result["worst_case"]]
     lines = [f"{result['arch']} on {result['data']} ({result['split']}, {result['n']} images, "
-             f"{result['seconds']:.0f}s)", text_table(rows)]
+             f"{result.get('precision', 'float32')}, {result['seconds']:.0f}s)", text_table(rows)]
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
     for r in result["results"]:
         for w in r.get("warnings", []):
             lines.append(f"warning ({r['attack']} at ε={r['eps']:.4g}): {w}")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from inborn.cli.common import parse_names
 from inborn.errors import InbornError
-from inborn.tables import text_table
 from inborn.values import parse_eps
 
 
@@ -81,129 +80,79 @@ def cmd_family(args: argparse.Namespace) -> int:
 
 
 def _family_and_data(args: argparse.Namespace):
+    """The family, its test images and its validation images (the same first N of each)."""
+    from inborn.data import load_data
     from inborn.device import resolve_device
-    from inborn.runs import load_family, load_run_data
+    from inborn.runs import load_family
     from inborn.store import RunDir
 
+    if args.steps < 1:
+        raise InbornError(f"--steps must be >= 1, got {args.steps}")
+    if args.n < 1:
+        raise InbornError(f"--n must be >= 1, got {args.n}")
     doc = RunDir(args.family).read_config()
     device = resolve_device(args.device)
     family = load_family(args.family, device)
     cfg = doc["config"]
     eps = parse_eps(args.eps) if args.eps else cfg.get("eps")
-    if args.steps < 1:
-        raise InbornError(f"--steps must be >= 1, got {args.steps}")
-    splits = load_run_data(doc)
+    splits = load_data(cfg["data"], cfg.get("data_dir"), val_fraction=cfg.get("val_fraction", 0.1),
+                       seed=cfg.get("seed", 0))
     x, y = splits.test.head(args.n).tensors(device)
-    return family, x, y, eps, doc
+    val = splits.val.head(args.n).tensors(device) if len(splits.val) else None
+    return family, x, y, val, eps, doc
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from inborn.analysis.plots import plot_transfer_heatmap
+    from inborn.analysis.family_report import write_transfer_report
     from inborn.analysis.transfer import transfer_matrix
-    from inborn.io import atomic_write_json
+    from inborn.io import atomic_write_text
 
-    family, x, y, eps, _ = _family_and_data(args)
+    family, x, y, _, eps, doc = _family_and_data(args)
     result = transfer_matrix(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                              progress=not args.quiet)
     out = Path(args.family)
-    atomic_write_json(out / "transfer.json", result)
-    plot_transfer_heatmap(result, out / "transfer.png")
-    print(render_transfer(result))
-    print(f"saved: {out / 'transfer.json'}, {out / 'transfer.png'}")
+    report = write_transfer_report(result, out, figure="transfer.png", context=_context(doc))
+    atomic_write_text(out / "transfer.md", report["report"])
+    print(report["main_table"])
+    off = result["off_diagonal_mean"]
+    print(f"diagonal (white-box) mean {result['diagonal_mean']:.4f}, "
+          f"off-diagonal mean {'-' if off is None else f'{off:.4f}'}")
+    print(f"saved: {out / 'transfer.json'}, {out / 'transfer.md'}, {out / 'transfer.png'}")
     return 0
 
 
-def render_transfer(result: dict) -> str:
-    keeps = [f"{k:g}" for k in result["keep_ratios"]]
-    rows = [{"source \\ target": keeps[i], **{keeps[j]: result["matrix"][i][j] for j in range(len(keeps))}}
-            for i in range(len(keeps))]
-    rows.append({"source \\ target": "natural", **{keeps[j]: result["natural_acc"][j] for j in range(len(keeps))}})
-    off = result["off_diagonal_mean"]
-    return (f"transfer of PGD-{result['steps']} examples at ε={result['eps']:.4g} on {result['n']} test images\n"
-            f"{text_table(rows)}\ndiagonal (white-box) mean {result['diagonal_mean']:.4f}, "
-            f"off-diagonal mean {'-' if off is None else f'{off:.4f}'}")
-
-
 def cmd_r2s(args: argparse.Namespace) -> int:
-    from inborn.analysis.plots import plot_r2s
+    from inborn.analysis.family_report import white_box_reference, write_r2s_report
     from inborn.analysis.r2s import PROTOCOLS, evaluate_r2s, single_ticket_robustness
-    from inborn.io import atomic_write_json, atomic_write_text
+    from inborn.io import atomic_write_text
 
     protocols = parse_names(args.protocol)
     for p in protocols:
         if p not in PROTOCOLS:
             raise InbornError(f"unknown protocol {p!r}; known: {', '.join(PROTOCOLS)}")
     probs = [float(v) for v in parse_names(args.probs)] if args.probs else None
-    family, x, y, eps, doc = _family_and_data(args)
+    family, x, y, val, eps, doc = _family_and_data(args)
     result = evaluate_r2s(family, x, y, eps=eps, protocols=protocols, repeats=args.repeats, steps=args.steps,
                           eot_samples=args.eot, granularity=args.granularity, probs=probs,
                           batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
-    result["tickets"] = single_ticket_robustness(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size)
+    result["tickets"] = single_ticket_robustness(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size,
+                                                 val=val)
+    references = []
     if args.baseline:
-        result["baseline"] = _baseline(args, x, y, eps)
+        import inborn
+
+        model = inborn.load(args.baseline, device=x.device)
+        references.append(white_box_reference(f"baseline {Path(args.baseline).name}", model, x, y, eps=eps,
+                                              steps=args.steps, batch_size=args.batch_size))
     out = Path(args.family)
-    atomic_write_json(out / "r2s.json", result)
-    plot_r2s(result, out / "r2s.png", references=_r2s_references(result))
-    report = render_r2s(result, doc, out)
-    atomic_write_text(out / "r2s.md", report)
-    print(report)
+    report = write_r2s_report(result, out, references=references, figure="r2s.png", context=_context(doc),
+                              title=f"Random RST Switch: {doc['model']['arch']} on {doc['config']['data']}",
+                              extra_figures=("transfer.png",))
+    atomic_write_text(out / "r2s.md", report["report"])
+    print(report["report"])
     print(f"saved: {out / 'r2s.json'}, {out / 'r2s.md'}, {out / 'r2s.png'}")
     return 0
 
 
-def _baseline(args, x, y, eps) -> dict:
-    import inborn
-
-    model = inborn.load(args.baseline, device=x.device)
-    res = inborn.evaluate(model, (x, y), attacks=["pgd"], eps=[eps], steps=args.steps, batch_size=args.batch_size)
-    return {"run": args.baseline, "clean": res["clean_acc"], "robust": res["results"][0]["robust_acc"]}
-
-
-def _r2s_references(result: dict) -> list[dict]:
-    best = max(result["tickets"], key=lambda t: t["robust"])
-    refs = [{"name": f"best single ticket (keep {best['keep_ratio']:g})", "clean": best["clean"],
-             "robust": best["robust"]}]
-    if "baseline" in result:
-        refs.append({"name": f"baseline {Path(result['baseline']['run']).name}", **result["baseline"]})
-    return refs
-
-
-def render_r2s(result: dict, doc: dict, out: Path) -> str:
-    def pm(entry: dict) -> str:
-        return f"{100 * entry['mean']:.2f} ± {100 * entry['std']:.2f}"
-
-    protos = result["protocols"]
-    lines = [
-        f"# Random RST Switch: {doc['model']['arch']} on {doc['config']['data']}",
-        "",
-        f"ε = {result['eps']:.4g} (pixel units), PGD-{result['steps']} with step ε/4, {result['n']} test images, "
-        f"{result['repeats']} repeats, {result['granularity']}-wise switching over keep ratios "
-        f"{', '.join(f'{k:g}' for k in result['keep_ratios'])}.",
-        "",
-        "| model | protocol | clean % | robust % |",
-        "| --- | --- | --- | --- |",
-    ]
-    for p, entry in protos.items():
-        if p != "clean":
-            kind = "adaptive" if p != "paper" else "non-adaptive (the paper's)"
-            lines.append(f"| R2S | {p} — {kind} | {pm(protos['clean'])} | {pm(entry)} |")
-    best = max(result["tickets"], key=lambda t: t["robust"])
-    lines.append(f"| best single ticket (keep {best['keep_ratio']:g}) | white-box PGD | {100 * best['clean']:.2f} | "
-                 f"{100 * best['robust']:.2f} |")
-    if "baseline" in result:
-        b = result["baseline"]
-        lines.append(f"| baseline `{b['run']}` | white-box PGD | {100 * b['clean']:.2f} | {100 * b['robust']:.2f} |")
-    lines.append("")
-    if result["cite"]:
-        c = result["cite"]
-        lines.append(f"**Robust accuracy to cite: {pm(c)} %** (the minimum over the adaptive protocols, here "
-                     f"`{c['protocol']}`).")
-    else:
-        lines.append("No adaptive protocol was run: the paper's protocol alone overstates a randomised defence.")
-    if result["autoattack_warnings"]:
-        lines += ["", "AutoAttack warned: " + "; ".join(result["autoattack_warnings"])]
-    if (out / "r2s.png").exists():
-        lines += ["", "![robust accuracy per protocol](r2s.png)"]
-    if (out / "transfer.png").exists():
-        lines += ["", "![transfer matrix](transfer.png)"]
-    return "\n".join(lines) + "\n"
+def _context(doc: dict) -> str:
+    return f"`{doc['model']['arch']}` on `{doc['config']['data']}`. "

@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.add_argument("--max-parallel", type=int, default=1, help="runs trained at once")
     p.add_argument("--device", default="auto")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_nas)
 
@@ -54,7 +55,7 @@ def cmd_nas(args: argparse.Namespace) -> int:
     from inborn.studies.nas import run_nas_study
 
     result = run_nas_study(study_config(args), args.out, executor=args.executor, max_parallel=args.max_parallel,
-                           address=args.address, device=args.device, progress=not args.quiet)
+                           address=args.address, device=args.device, progress=not args.quiet, db=args.db)
     print(result["main_table"])
     for line in result["findings"]:
         print(line)

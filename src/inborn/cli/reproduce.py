@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.add_argument("--max-parallel", type=int, default=1, help="runs at once (default 1)")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -48,7 +49,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/reproduce/{name}-{args.scale}")
     result = run_study(args.study, args.scale, out, data_dir=args.data_dir, device=args.device,
                        executor=args.executor, max_parallel=args.max_parallel, address=args.address,
-                       progress=not args.quiet)
+                       progress=not args.quiet, db=args.db)
     print(result["main_table"])
     print(f"report: {result['report']}")
     return 0

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--status", help="filter runs by status (running, complete)")
     p.add_argument("--attack", help="filter results by attack")
     p.add_argument("--run", help="filter by run path (glob patterns allowed)")
+    p.add_argument("--settings", action="store_true",
+                   help="with --results: also every setting that identifies a result (step size, restarts, EOT "
+                        "samples, repeats, seed, precision, model fingerprint, randomised)")
     p.add_argument("--csv", action="store_true", help="write CSV to stdout")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.set_defaults(func=cmd_runs)
@@ -29,7 +32,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     db = ResultsDB(args.db)
     if args.results:
+        from inborn.store.db import SETTING_COLUMNS
+
         rows = db.results(attack=args.attack, run_path=args.run)
+        if not args.settings:
+            rows = [{k: v for k, v in r.items() if k not in SETTING_COLUMNS} for r in rows]
+        elif not args.csv:
+            for r in rows:
+                r["fingerprint"] = r["fingerprint"][:12]  # enough to tell models apart on screen
     else:
         rows = db.runs(kind=args.kind, data=args.data, arch=args.arch, status=args.status, path=args.run)
     for r in rows:

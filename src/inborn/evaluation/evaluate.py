@@ -1,11 +1,23 @@
-"""Robustness evaluation: clean accuracy, robust accuracy per attack and ε, the per-sample
-worst case over all attacks, and the harmonic robustness score. Always in eval() mode.
+"""Robustness evaluation: clean and robust accuracy per attack and ε, the per-sample worst case
+over all attacks, and the harmonic robustness score. Always in eval() mode, in float32 unless
+`amp` asks for bf16 autocast (on CUDA).
+
+A model whose eval-mode output differs between two forwards of the same input (a Random RST
+Switch, or any model with randomness) is detected, as AutoAttack does, and evaluated so that
+one lucky draw cannot decide its figure: no early stop and no best iterate (the last iterate
+is scored), input gradients averaged over its randomness (EOT), and every classification
+repeated `repeats` times, reported as mean ± std.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
+import statistics
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,159 +26,276 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.attacks import AutoAttack, build_attack, model_mode
+from inborn.attacks import ATTACKS, Attack, AutoAttack, build_attack, is_iterative, model_mode
 from inborn.data.base import TensorSplit
 from inborn.device import autocast
 from inborn.errors import InbornError
-from inborn.evaluation.journal import EvalJournal, fingerprint
+from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags
 from inborn.evaluation.metrics import harmonic_robustness_score
 
-_ITERATIVE = {"pgd", "pgd-l2", "cw", "eot-pgd"}
-_BATCH_SEED = 1_000_003  # batch b's attacks draw their noise from seed + b * this
+_BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
+RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given
+RANDOMISED_REPEATS = 5  # classifications of every point for a randomised model, unless given
+RANDOMISED_WARNING = ("randomised model: its output differs between forwards of the same input, so early stop "
+                      "and best-iterate tracking are off, gradients are averaged over {eot} forwards (EOT) and "
+                      "every classification is repeated {repeats} times (mean ± std)")
+
+Data = TensorSplit | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that changes an evaluation's figures (the journal and the results database
+    key on it). `None` in `eot_samples`, `repeats` and `randomised` means: decided by the model."""
+
+    attacks: Sequence[str] = ("pgd",)
+    eps: Sequence[float] = (8 / 255,)
+    steps: int = 20
+    step_size: float | None = None  # None: ε/4
+    restarts: int = 1
+    n: int | None = None
+    batch_size: int = 256
+    seed: int = 0
+    early_stop: bool = True
+    eot_samples: int | None = None
+    repeats: int | None = None
+    amp: bool = False
+    randomised: bool | None = None  # None: detect
+
+    def validate(self) -> EvalSettings:
+        for name in self.attacks:
+            if name not in ATTACKS:
+                raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+        if any(not math.isfinite(e) or e < 0 for e in self.eps):
+            raise InbornError(f"ε must be >= 0 and finite, got {list(self.eps)}")
+        if self.step_size is not None and (not math.isfinite(self.step_size) or self.step_size <= 0):
+            raise InbornError(f"step_size must be finite and > 0, got {self.step_size}")
+        counts = {"steps": self.steps, "restarts": self.restarts, "batch_size": self.batch_size,
+                  "n": self.n, "eot_samples": self.eot_samples, "repeats": self.repeats}
+        for key, value in counts.items():
+            if value is not None and value < 1:
+                raise InbornError(f"{key} must be >= 1, got {value}")
+        return self
+
+    def for_model(self, randomised: bool) -> EvalSettings:
+        """The settings as they run on a model that is (or is not) randomised."""
+        if not randomised:
+            return dataclasses.replace(self, randomised=False, repeats=1, eot_samples=self.eot_samples)
+        return dataclasses.replace(self, randomised=True, early_stop=False,
+                                   eot_samples=self.eot_samples or RANDOMISED_EOT,
+                                   repeats=self.repeats or RANDOMISED_REPEATS)
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.amp else "float32"
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False) -> torch.Tensor:
     with model_mode(model, "eval"):
         out = []
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size]
-            with autocast(xb.device):
+            with autocast(xb.device, amp):
                 out.append(model(xb).argmax(1))
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x.device)
 
 
-def evaluate(
-    model: nn.Module,
-    data: TensorSplit | tuple[torch.Tensor, torch.Tensor],
-    *,
-    attacks: Sequence[str] = ("pgd",),
-    eps: Sequence[float] = (8 / 255,),
-    steps: int = 20,
-    step_size: float | None = None,
-    restarts: int = 1,
-    n: int | None = None,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-    seed: int = 0,
-    early_stop: bool = True,
-    eot_samples: int | None = None,
-    progress: bool = False,
-    journal: str | Path | None = None,
-    split_over_ranks: bool = False,
-) -> dict[str, Any]:
+@torch.no_grad()
+def is_randomised(model: nn.Module, x: torch.Tensor, forwards: int = 8, tol: float = 1e-4) -> bool:
+    """Whether the eval-mode output changes between forwards of the same input (AutoAttack's
+    check). Several forwards, since a switch over a few tickets may draw the same one twice."""
+    if getattr(model, "randomised", False):
+        return True
+    with model_mode(model, "eval"), _seeded(True, 0, x.device):
+        outs = [model(x).float() for _ in range(forwards)]
+    outs = [o / o.flatten(1).norm(dim=1).clamp_min(1e-10)[:, None] for o in outs]
+    return any((o - outs[0]).abs().max().item() > tol for o in outs[1:])
+
+
+def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None, *,
+             device: torch.device | str | None = None, progress: bool = False, journal: str | Path | None = None,
+             split_over_ranks: bool = False, per_sample: bool = False, **overrides: Any) -> dict[str, Any]:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
+    Settings come as one `EvalSettings` and/or as its fields by keyword (`attacks=["pgd"], eps=[0.3]`).
     A sample counts as robust to an attack only if it is classified correctly both clean and
     under attack. `worst_case` marks a sample robust at ε only if it survives every attack run.
     With `journal` (a file path) every finished batch is recorded there, and a later call with
     the same model and settings skips the batches it holds; the file is removed at the end.
     With `split_over_ranks`, every torchrun rank must call this, and each attacks its share of
     the batches (without it, under torchrun, the calling rank evaluates everything alone).
+    `per_sample` adds every sample's flags (strings of 0/1) to the result.
     """
-    if any(e < 0 for e in eps):
-        raise InbornError(f"ε must be >= 0, got {min(eps)}")
-    if n is not None and n < 1:
-        raise InbornError(f"--n must be >= 1, got {n}")
-    if device is None:
-        device = next(model.parameters()).device
-    grid = [(e, name, build_attack(name, e, steps=steps if name in _ITERATIVE else None, step_size=step_size,
-                                   restarts=restarts, early_stop=early_stop, seed=seed, mode="eval",
-                                   eot_samples=eot_samples if name == "eot-pgd" else None))
-            for e in eps for name in attacks]
-    data = data.head(n) if not isinstance(data, tuple) else (data[0][:n], data[1][:n])
+    s = dataclasses.replace(settings or EvalSettings(), **overrides).validate()
+    device = device if device is not None else next(model.parameters()).device
+    data = data.head(s.n) if not isinstance(data, tuple) else (data[0][: s.n], data[1][: s.n])
     size = len(data[0]) if isinstance(data, tuple) else len(data)
-    total = -(-size // batch_size)
-    settings = {"attacks": list(attacks), "eps": list(eps), "steps": steps, "step_size": step_size,
-                "restarts": restarts, "n": n, "batch_size": batch_size, "seed": seed, "early_stop": early_stop,
-                "eot_samples": eot_samples, "examples": size}
+    if size == 0:
+        raise InbornError("nothing to evaluate: the split is empty")
+    randomised = s.randomised if s.randomised is not None else is_randomised(model, _probe(data, device))
+    s = s.for_model(randomised)
+    grid = _attack_grid(s)
+    total = -(-size // s.batch_size)
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
+    model_hash = model_fingerprint(model) if rank == 0 else ""
     # Rank 0 alone reads and writes the journal; the others receive what it holds.
-    own_journal = journal is not None and rank == 0
-    log = EvalJournal(journal if own_journal else None, fingerprint(model, settings) if own_journal else "")
+    key = fingerprint(model_hash, {**dataclasses.asdict(s), "examples": size})
+    log = EvalJournal(journal if journal is not None and rank == 0 else None, key)
     if world > 1:
         log.batches = distributed.broadcast_object(log.batches)
     resumed = len(log)
     # Under torchrun the ranks take turns: in each round of `world` batches, rank r attacks the
-    # r-th, and every rank gathers the round's records in batch order.
-    # Batches are seeded by their index, so the result is the single-process one.
-    ours = [b for b in range(resumed, total) if b % world == rank]  # journaled batches are never read
-    loaded = _batches(data, ours, batch_size, device)
-    bar = tqdm(range(total), initial=resumed, desc="evaluating", disable=not progress or rank != 0, leave=False)
+    # r-th, and every rank gathers the round's records in batch order. Batches are seeded by
+    # their index, so the result is the single-process one, and a resumed one the whole one.
+    loaded = _batches(data, [b for b in range(resumed, total) if b % world == rank], s.batch_size, device)
     mine: dict[str, Any] | None = None
-    for b in range(resumed, total):
-        bar.update()
+    for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
+                  disable=not progress or rank != 0):
         if b % world == rank:
-            x, y = next(loaded)
-            mine = _evaluate_batch(model, grid, x, y, batch_size, None if seed is None else seed + _BATCH_SEED * b)
+            mine = _evaluate_batch(model, grid, *next(loaded), s, s.seed + _BATCH_SEED * b)
         if b % world == world - 1 or b == total - 1:
             for record in distributed.all_gather_object(mine) if world > 1 else [mine]:
                 if record is not None:
                     log.record(record)
             mine = None
-    bar.close()
-    if not log.batches:
-        raise InbornError("nothing to evaluate: the split is empty")
-    clean_parts = [rec["clean"] for rec in log.batches]
-    robust_parts = {i: [rec["robust"][i] for rec in log.batches] for i in range(len(grid))}
-    warnings = {i: {w for rec in log.batches for w in rec["warnings"][i]} for i in range(len(grid))}
-    after = {i: Counter() for i in range(len(grid))}  # AutoAttack's per-sub-attack survivor counts
-    for rec in log.batches:
-        for i, counts in enumerate(rec["after"]):
-            after[i].update(counts)
-    clean = torch.cat(clean_parts)
-    clean_acc = clean.float().mean().item()
+    result = _summarise(log.batches, grid, s, per_sample)
+    log.close()
+    return {**result, "fingerprint": model_hash}
+
+
+def _attack_grid(s: EvalSettings) -> list[tuple[float, str, Attack]]:
+    return [(e, name, build_attack(name, e, steps=s.steps if is_iterative(name) else None, step_size=s.step_size,
+                                   restarts=s.restarts, early_stop=s.early_stop, seed=s.seed, mode="eval",
+                                   eot_samples=_eot(name, s), use_autocast=s.amp,
+                                   **({"track_best": False} if s.randomised and is_iterative(name) else {})))
+            for e in s.eps for name in s.attacks]
+
+
+def _eot(name: str, s: EvalSettings) -> int | None:
+    """EOT-PGD always averages (10 samples unless given); the other gradient attacks do on a
+    randomised model. AutoAttack's `rand` version runs its own EOT."""
+    if name == "eot-pgd":
+        return s.eot_samples
+    return s.eot_samples if s.randomised else None
+
+
+def _evaluate_batch(model: nn.Module, grid: list[tuple[float, str, Attack]], x: torch.Tensor, y: torch.Tensor,
+                    s: EvalSettings, seed: int) -> dict[str, Any]:
+    """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags."""
+    with _seeded(bool(s.randomised), seed, x.device):
+        clean = _classify(model, x, y, s)
+        record: dict[str, Any] = {"clean": clean.cpu(), "robust": [], "warnings": [], "after": []}
+        attacked = clean.any(0)
+        for _, _, attack in grid:
+            attack.reseed(seed)  # a batch's noise does not depend on the batches before it
+            record["robust"].append(_robust_flags(model, attack, x, y, clean, s).cpu())
+            warned, after = [], {}
+            # Only a batch that AutoAttack actually ran on has a fresh report to read.
+            if isinstance(attack, AutoAttack) and attacked.any() and attack.eps > 0:
+                warned = sorted(attack.last_report.get("warnings", []))
+                # AutoAttack reports shares of the images it was given: counts add up over batches.
+                given = int(attacked.sum())
+                shares = attack.last_report["robust_accuracy_after"]
+                after = {sub: round(share * given) for sub, share in shares.items()}
+            record["warnings"].append(warned)
+            record["after"].append(after)
+    return record
+
+
+def _classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings) -> torch.Tensor:
+    """[repeats, batch] correctness flags: each repeat is a fresh forward (a fresh draw)."""
+    return torch.stack([predict(model, x, s.batch_size, s.amp).eq(y) for _ in range(s.repeats or 1)])
+
+
+def _robust_flags(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor,
+                  s: EvalSettings) -> torch.Tensor:
+    """[repeats, batch] correctness under attack, and clean in the same repeat. Samples that no
+    clean repeat classifies correctly are not attacked."""
+    idx = clean.any(0).nonzero().squeeze(1)
+    if len(idx) == 0 or attack.eps == 0:
+        return clean.clone()
+    if isinstance(attack, AutoAttack):
+        attack.batch_size = s.batch_size
+    x_adv = attack(model, x[idx], y[idx])
+    survived = _classify(model, x_adv, y[idx], s)
+    if isinstance(attack, AutoAttack):
+        survived &= ~attack.last_fooled  # AutoAttack's own verdict stands: a fresh draw cannot undo it
+    out = torch.zeros_like(clean)
+    out[:, idx] = survived
+    return out & clean
+
+
+def _summarise(batches: list[dict[str, Any]], grid: list[tuple[float, str, Attack]], s: EvalSettings,
+               per_sample: bool) -> dict[str, Any]:
+    clean = torch.cat([rec["clean"] for rec in batches], dim=1)
+    clean_acc, clean_std = _mean_std(clean)
     rows: list[dict[str, Any]] = []
     worst: list[dict[str, Any]] = []
-    for e in eps:
+    flags: dict[str, Any] = {"clean": pack_flags(clean)} if per_sample else {}
+    for e in s.eps:
         survived = clean.clone()
         for i, (ge, name, attack) in enumerate(grid):
             if ge != e:
                 continue
-            correct = torch.cat(robust_parts[i])
+            correct = torch.cat([rec["robust"][i] for rec in batches], dim=1)
             survived &= correct
-            robust = correct.float().mean().item()
-            row = {
-                "attack": name, "eps": e, "steps": steps if name in _ITERATIVE else 0,
-                "robust_acc": robust, "hrs": harmonic_robustness_score(clean_acc, robust),
-                "attack_repr": repr(attack),
-            }
-            if isinstance(attack, AutoAttack):
-                row["warnings"] = sorted(warnings[i])
-                row["robust_acc_after"] = {sub: count / len(clean) for sub, count in after[i].items()}
-            rows.append(row)
-        robust = survived.float().mean().item()
-        worst.append({"eps": e, "attacks": list(attacks), "robust_acc": robust,
+            if per_sample:
+                flags[f"{name}@{e:.6g}"] = pack_flags(correct)
+            rows.append(_result_row(name, e, attack, correct, clean_acc, batches, i, len(clean[0]), s))
+        robust, std = _mean_std(survived)
+        worst.append({"eps": e, "attacks": list(s.attacks), "robust_acc": robust, "robust_acc_std": std,
                       "hrs": harmonic_robustness_score(clean_acc, robust)})
-    log.close()
-    return {"n": len(clean), "clean_acc": clean_acc, "results": rows, "worst_case": worst}
+    return {
+        "n": clean.shape[1], "clean_acc": clean_acc, "clean_acc_std": clean_std, "results": rows,
+        "worst_case": worst, "randomised": bool(s.randomised), "repeats": s.repeats, "precision": s.precision,
+        "seed": s.seed, "warnings": [RANDOMISED_WARNING.format(eot=s.eot_samples, repeats=s.repeats)]
+        if s.randomised else [], **({"per_sample": flags} if per_sample else {}),
+    }
 
 
-def _evaluate_batch(model: nn.Module, grid: list, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                    seed: int | None) -> dict[str, Any]:
-    """One batch under every (ε, attack) of the grid, as a journal record."""
-    clean_correct = predict(model, x, batch_size).eq(y)
-    record: dict[str, Any] = {"clean": clean_correct.cpu(), "robust": [], "warnings": [], "after": []}
-    for _, _, attack in grid:
-        if seed is not None:
-            attack.reseed(seed)  # a batch's noise does not depend on the batches before it
-        record["robust"].append(_robust_flags(model, attack, x, y, clean_correct, batch_size).cpu())
-        warned, after = [], {}
-        # Only a batch that AutoAttack actually ran on has a fresh report to read.
-        if isinstance(attack, AutoAttack) and clean_correct.any() and attack.eps > 0:
-            warned = sorted(attack.last_report.get("warnings", []))
-            # AutoAttack reports shares of the images it was given (the clean-correct ones):
-            # turn them into counts so they add up over batches and divide by all n.
-            given = int(clean_correct.sum())
-            shares = attack.last_report.get("robust_accuracy_after", {})
-            after = {sub: round(share * given) for sub, share in shares.items()}
-        record["warnings"].append(warned)
-        record["after"].append(after)
-    return record
+def _result_row(name: str, e: float, attack: Attack, correct: torch.Tensor, clean_acc: float,
+                batches: list[dict[str, Any]], i: int, n: int, s: EvalSettings) -> dict[str, Any]:
+    robust, std = _mean_std(correct)
+    row = {"attack": name, "eps": e, "steps": getattr(attack, "steps", 0) if is_iterative(name) else 0,
+           "step_size": getattr(attack, "step_size", None), "restarts": attack.restarts,
+           "eot_samples": attack.eot_samples, "robust_acc": robust, "robust_acc_std": std,
+           "hrs": harmonic_robustness_score(clean_acc, robust), "attack_repr": repr(attack)}
+    if isinstance(attack, AutoAttack):
+        after: Counter = Counter()
+        for rec in batches:
+            after.update(rec["after"][i])
+        row["warnings"] = sorted({w for rec in batches for w in rec["warnings"][i]})
+        row["robust_acc_after"] = {sub: count / n for sub, count in after.items()}
+    return row
 
 
-def _batches(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], wanted: list[int], batch_size: int,
-              device: torch.device | str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _mean_std(flags: torch.Tensor) -> tuple[float, float]:
+    """Mean accuracy over [repeats, n] flags, and the spread of the per-repeat accuracies."""
+    per_repeat = flags.float().mean(1).tolist()
+    return statistics.fmean(per_repeat), statistics.pstdev(per_repeat)
+
+
+@contextlib.contextmanager
+def _seeded(active: bool, seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNG at `seed` inside (a randomised model draws from it), restored afterwards."""
+    if not active:
+        yield
+        return
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _probe(data: Data, device: torch.device | str) -> torch.Tensor:
+    if isinstance(data, tuple):
+        return data[0][:16].to(device)
+    return data.head(16).tensors(device)[0]
+
+
+def _batches(data: Data, wanted: list[int], batch_size: int, device: torch.device | str,
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches number `wanted` (ascending), loaded on the device one at a time; the others are
     never read. Splits too large for memory are streamed (decoding ahead as usual)."""
     if isinstance(data, tuple):
@@ -177,19 +306,3 @@ def _batches(data: TensorSplit | tuple[torch.Tensor, torch.Tensor], wanted: list
     if wanted:
         index = torch.cat([torch.arange(b * batch_size, min((b + 1) * batch_size, len(data))) for b in wanted])
         yield from data.subset(index).batches(batch_size, device=device)
-
-
-def _robust_flags(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor, clean_correct: torch.Tensor,
-                  batch_size: int) -> torch.Tensor:
-    """Per-sample correctness under attack. Only clean-correct samples are attacked."""
-    correct = torch.zeros_like(clean_correct)
-    idx = clean_correct.nonzero().squeeze(1)
-    if len(idx) == 0:
-        return correct
-    if attack.eps == 0:
-        return clean_correct.clone()
-    if isinstance(attack, AutoAttack):
-        attack.batch_size = batch_size
-    x_adv = attack(model, x[idx], y[idx])
-    correct[idx] = predict(model, x_adv, batch_size).eq(y[idx])
-    return correct

@@ -16,31 +16,56 @@ import torch
 import torch.nn as nn
 
 from inborn.io import atomic_write_json
+from inborn.masks.family import TicketFamily
 
 
-def fingerprint(model: nn.Module, settings: dict[str, Any]) -> str:
-    """A hash of the model's parameters and buffers and of the evaluation settings."""
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+def model_fingerprint(model: nn.Module) -> str:
+    """A SHA-256 of the model's parameters and buffers (for a ticket family: of every ticket's
+    masks and statistics too, which live outside the state dict)."""
+    h = hashlib.sha256()
+    for m in model.modules():
+        if isinstance(m, TicketFamily):
+            for t in m.tickets:
+                h.update(f"ticket:{t.name}:{t.keep_ratio}".encode())
+                for tensor in [*t.packed_masks, *(t.buffers[k] for k in sorted(t.buffers))]:
+                    h.update(_bytes(tensor))
+            m.select(0)  # the state dict holds the active ticket's statistics: make it the same one
     for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        h.update(_bytes(tensor))
     return h.hexdigest()
 
 
-def _encode(record: dict[str, Any]) -> dict[str, Any]:
-    """Per-sample flags as strings of 0/1: compact, readable JSON."""
-    def pack(flags: torch.Tensor) -> str:
-        return "".join("1" if v else "0" for v in flags.tolist())
+def fingerprint(model: nn.Module | str, settings: dict[str, Any]) -> str:
+    """A hash of the model (or its `model_fingerprint`) and of the evaluation settings."""
+    model_hash = model if isinstance(model, str) else model_fingerprint(model)
+    text = json.dumps(settings, sort_keys=True, default=str) + model_hash
+    return hashlib.sha256(text.encode()).hexdigest()
 
-    return {**record, "clean": pack(record["clean"]), "robust": [pack(f) for f in record["robust"]]}
+
+def _bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def pack_flags(flags: torch.Tensor) -> str | list[str]:
+    """Per-sample flags as strings of 0/1 (one per repeat for a 2-D tensor): compact, readable JSON."""
+    if flags.dim() == 2:
+        return [pack_flags(row) for row in flags]  # type: ignore[misc]
+    return "".join("1" if v else "0" for v in flags.tolist())
+
+
+def unpack_flags(packed: str | list[str]) -> torch.Tensor:
+    if isinstance(packed, list):
+        return torch.stack([unpack_flags(row) for row in packed])
+    return torch.tensor([c == "1" for c in packed], dtype=torch.bool)
+
+
+def _encode(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "clean": pack_flags(record["clean"]), "robust": [pack_flags(f) for f in record["robust"]]}
 
 
 def _decode(record: dict[str, Any]) -> dict[str, Any]:
-    def unpack(text: str) -> torch.Tensor:
-        return torch.tensor([c == "1" for c in text], dtype=torch.bool)
-
-    return {**record, "clean": unpack(record["clean"]), "robust": [unpack(f) for f in record["robust"]]}
+    return {**record, "clean": unpack_flags(record["clean"]), "robust": [unpack_flags(f) for f in record["robust"]]}
 
 
 class EvalJournal:

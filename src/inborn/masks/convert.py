@@ -21,6 +21,19 @@ from inborn.masks.layers import MaskedConv2d, MaskedLayer, MaskedLinear
 from inborn.masks.patterns import check_keep_ratio, check_pattern, parse_nm, top_k_mask
 
 
+def classification_heads(layers: list[tuple[str, nn.Module]]) -> set[str]:
+    """Names of the Linear layers whose rows are classes: the final one, and the last Linear of
+    every auxiliary head (a module whose name contains `aux`, as DARTS's `auxiliary_head`)."""
+    heads = {layers[-1][0]} if isinstance(layers[-1][1], nn.Linear) else set()
+    last_in_aux: dict[str, str] = {}
+    for name, layer in layers:
+        parts = name.split(".")
+        aux = next((".".join(parts[: i + 1]) for i, p in enumerate(parts[:-1]) if "aux" in p.lower()), None)
+        if aux is not None and isinstance(layer, nn.Linear):
+            last_in_aux[aux] = name
+    return heads | set(last_in_aux.values())
+
+
 def to_supermask(
     model: nn.Module,
     keep_ratio: float,
@@ -65,9 +78,9 @@ def to_supermask(
     weight_gen = torch.Generator().manual_seed(weight_seed)
     score_gen = torch.Generator().manual_seed(score_seed)
     nm = parse_nm(pattern)
-    # A filter mask on the classifier would drop whole outputs: classes the network could never
-    # predict. That one layer is masked weight by weight (still keeping exactly keep_ratio).
-    classifier = layers[-1][0] if isinstance(layers[-1][1], nn.Linear) else None
+    # A filter mask on a classifier would drop whole outputs: classes the network could never
+    # predict. Classification heads are masked weight by weight (still keeping exactly keep_ratio).
+    heads = classification_heads(layers)
     for name, layer in layers:
         weight = (random_weight(layer.weight.shape, init, weight_gen, keep_ratio, scale_fan) if reinit_weights
                   else layer.weight.detach().cpu().clone())
@@ -77,7 +90,7 @@ def to_supermask(
             if nm is not None and layer.weight.shape[1] % nm[1]:
                 raise InbornError(f"{pattern} sparsity needs the input size of layer {name!r} "
                                   f"({layer.weight.shape[1]}) to be divisible by {nm[1]}; try --dense-first")
-            layer_pattern = "element" if pattern == "filter" and name == classifier else pattern
+            layer_pattern = "element" if pattern == "filter" and name in heads else pattern
             new = _masked_copy(layer, weight, initial_scores(layer.weight.shape, score_gen), keep_ratio, layer_pattern)
             new.layer_name = name
         _set_module(model, name, new.to(layer.weight.device))

@@ -37,18 +37,39 @@ CREATE TABLE IF NOT EXISTS results (
     attack TEXT NOT NULL,
     eps REAL NOT NULL,
     steps INTEGER NOT NULL DEFAULT 0,
+    step_size REAL NOT NULL DEFAULT 0,
+    restarts INTEGER NOT NULL DEFAULT 1,
+    eot_samples INTEGER NOT NULL DEFAULT 1,
+    repeats INTEGER NOT NULL DEFAULT 1,
     n INTEGER NOT NULL,
+    seed INTEGER NOT NULL DEFAULT 0,
+    precision TEXT NOT NULL DEFAULT 'float32',
+    fingerprint TEXT NOT NULL DEFAULT '',
+    randomised INTEGER NOT NULL DEFAULT 0,
     clean_acc REAL NOT NULL,
     robust_acc REAL NOT NULL,
     hrs REAL NOT NULL,
     created REAL NOT NULL,
     extra TEXT,
-    PRIMARY KEY (run_path, split, attack, eps, steps, n)
+    PRIMARY KEY (run_path, split, attack, eps, steps, step_size, restarts, eot_samples, repeats, n, seed,
+                 precision, fingerprint)
 );
 """
 
 RUN_COLUMNS = ["path", "kind", "data", "arch", "adv", "eps", "seed", "status", "created", "updated"]
 RESULT_COLUMNS = ["run_path", "split", "attack", "eps", "steps", "n", "clean_acc", "robust_acc", "hrs", "created"]
+# Every setting that changes a result's number is part of its identity (the primary key): the same
+# measurement again replaces its row, a different one adds a row. Empty values are stored as the
+# defaults below, never NULL (SQLite treats NULLs in a key as all distinct).
+IDENTITY_DEFAULTS: dict[str, Any] = {"steps": 0, "step_size": 0.0, "restarts": 1, "eot_samples": 1, "repeats": 1,
+                                     "seed": 0, "precision": "float32", "fingerprint": ""}
+SETTING_COLUMNS = ["step_size", "restarts", "eot_samples", "repeats", "seed", "precision", "fingerprint",
+                   "randomised"]
+ALL_RESULT_COLUMNS = [*RESULT_COLUMNS[:6], *SETTING_COLUMNS, *RESULT_COLUMNS[6:]]
+_INSERT_COLUMNS = ["run_path", "split", "attack", "eps", "steps", "step_size", "restarts", "eot_samples", "repeats",
+                   "n", "seed", "precision", "fingerprint", "randomised", "clean_acc", "robust_acc", "hrs", "created",
+                   "extra"]
+_SCHEMA_VERSION = 2  # 1: results keyed by (run_path, split, attack, eps, steps, n) only
 
 
 def default_db_path() -> Path:
@@ -71,10 +92,12 @@ class ResultsDB:
             raise InbornError(f"cannot open results database {str(self.path)!r}: {e}") from e
         try:
             conn.execute("PRAGMA busy_timeout = 60000")
-            if write and not self._initialised:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.executescript(_SCHEMA)
-                self._initialised = True
+            if not self._initialised:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if write or (version < _SCHEMA_VERSION and _has_table(conn, "results")):
+                    _wal(conn)
+                    _migrate(conn)
+                    self._initialised = True
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield conn
             conn.execute("COMMIT")
@@ -106,22 +129,26 @@ class ResultsDB:
             )
 
     def add_results(self, rows: list[dict[str, Any]]) -> None:
+        """Rows as `analysis.results.result_row` builds them; a row with the identity of one
+        already stored (every setting equal) replaces it."""
         now = time.time()
+        values = []
+        for r in rows:
+            r = {**IDENTITY_DEFAULTS, **{k: v for k, v in r.items() if v is not None}}
+            values.append((str(Path(r["run_path"]).resolve()), r["split"], r["attack"], float(r["eps"]),
+                           int(r["steps"]), float(r["step_size"]), int(r["restarts"]), int(r["eot_samples"]),
+                           int(r["repeats"]), int(r["n"]), int(r["seed"]), str(r["precision"]),
+                           str(r["fingerprint"]), int(bool(r.get("randomised", False))), float(r["clean_acc"]),
+                           float(r["robust_acc"]), float(r["hrs"]), now, json.dumps(r.get("extra") or {})))
         with self.connect(write=True) as c:
-            c.executemany(
-                """INSERT OR REPLACE INTO results
-                   (run_path, split, attack, eps, steps, n, clean_acc, robust_acc, hrs, created, extra)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [(str(Path(r["run_path"]).resolve()), r["split"], r["attack"], float(r["eps"]),
-                  int(r.get("steps") or 0), int(r["n"]), float(r["clean_acc"]), float(r["robust_acc"]),
-                  float(r["hrs"]), now, json.dumps(r.get("extra") or {})) for r in rows],
-            )
+            c.executemany(f"INSERT OR REPLACE INTO results ({', '.join(_INSERT_COLUMNS)}) "
+                          f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", values)
 
     def runs(self, **filters: Any) -> list[dict[str, Any]]:
         return self._select("runs", RUN_COLUMNS, filters, "created")
 
     def results(self, **filters: Any) -> list[dict[str, Any]]:
-        return self._select("results", RESULT_COLUMNS, filters, "created")
+        return self._select("results", ALL_RESULT_COLUMNS, filters, "created")
 
     def _select(self, table: str, columns: list[str], filters: dict[str, Any], order: str) -> list[dict[str, Any]]:
         where, args = [], []
@@ -146,3 +173,51 @@ class ResultsDB:
             if "no such table" in str(e):
                 return []
             raise
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """WAL mode. Turning a new database to WAL takes an exclusive lock, and SQLite does not wait
+    for it (the busy timeout does not apply): processes that open one new database at once
+    (a sweep's first runs) retry instead of failing."""
+    for attempt in range(200):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 1.0))
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
+def ensure(db: ResultsDB) -> None:
+    """Create (or migrate) the database now, before several processes would race to."""
+    with db.connect(write=True):
+        pass
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the tables, or bring a database of an earlier version up to date keeping every
+    row; in one transaction, so concurrent openers migrate once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _has_table(conn, "results"):
+            old = [row[1] for row in conn.execute("PRAGMA table_info(results)")]
+            if "fingerprint" not in old:
+                conn.execute("ALTER TABLE results RENAME TO results_v1")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        if _has_table(conn, "results_v1"):
+            kept = [c for c in old if c in _INSERT_COLUMNS]
+            conn.execute(f"INSERT OR IGNORE INTO results ({', '.join(kept)}) SELECT {', '.join(kept)} FROM results_v1")
+            conn.execute("DROP TABLE results_v1")
+        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -92,57 +92,81 @@ def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
     return cells
 
 
-def _eval_key(cfg: NasStudyConfig, grid: list[float]) -> str:
+def _eval_key(cfg: NasStudyConfig, grid: list[float], model_hash: str) -> str:
+    """The cache key: the attack settings and the model itself (a retrained cell is re-evaluated)."""
     settings = {"attacks": cfg.attacks, "eps": grid, "steps": cfg.steps, "n": cfg.n, "aa_n": cfg.aa_n,
-                "aa_eps": cfg.aa_eps, "seed": cfg.seed}
+                "aa_eps": cfg.aa_eps, "seed": cfg.seed, "model": model_hash}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def evaluate_model(model: torch.nn.Module, splits, cfg: NasStudyConfig, grid: list[float], cache: Path,
                    device: torch.device) -> dict[str, Any]:
-    """Clean and robust accuracy for every attack and ε; cached in `cache` for re-runs.
+    """Clean and robust accuracy for every attack and ε, and the per-sample worst case over the
+    attacks on the images every attack ran on; cached in `cache` for re-runs of the same model.
 
     AutoAttack runs on the first `aa_n` images only (it is the slow one); the others on `n`.
     """
+    from inborn.evaluation.journal import model_fingerprint
 
-    key = _eval_key(cfg, grid)
+    key = _eval_key(cfg, grid, model_fingerprint(model))
     if cache.exists():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
             return stored["result"]
+    parts = []
     fast = [a for a in cfg.attacks if a != "autoattack"]
-    result = evaluate(model, splits.test, attacks=fast, eps=grid, steps=cfg.steps, n=cfg.n, seed=cfg.seed,
-                      device=device) if fast else {"n": 0, "clean_acc": None, "results": []}
-    for r in result["results"]:
-        r["n"] = result["n"]
+    if fast:
+        parts.append(evaluate(model, splits.test, attacks=fast, eps=grid, steps=cfg.steps, n=cfg.n, seed=cfg.seed,
+                              device=device, per_sample=True))
     if "autoattack" in cfg.attacks:
         aa_grid = grid if cfg.aa_eps is None else sorted(cfg.aa_eps)
-        aa = evaluate(model, splits.test, attacks=["autoattack"], eps=aa_grid, n=cfg.aa_n, seed=cfg.seed,
-                      device=device)
-        for r in aa["results"]:
-            r["n"] = aa["n"]
-        result["results"] += aa["results"]
-        result["aa_clean_acc"] = aa["clean_acc"]
-        if result["clean_acc"] is None:
-            result["clean_acc"], result["n"] = aa["clean_acc"], aa["n"]
-    result.pop("worst_case", None)
+        parts.append(evaluate(model, splits.test, attacks=["autoattack"], eps=aa_grid, n=cfg.aa_n, seed=cfg.seed,
+                              device=device, per_sample=True))
+    result = {"n": parts[0]["n"], "clean_acc": parts[0]["clean_acc"],
+              "results": [{**r, "n": p["n"]} for p in parts for r in p["results"]],
+              "worst_case": _worst_case(parts, grid)}
+    result["parts"] = [{k: v for k, v in p.items() if k != "per_sample"} for p in parts]
     atomic_write_json(cache, {"key": key, "result": result})
     return result
+
+
+def _worst_case(parts: list[dict[str, Any]], grid: list[float]) -> list[dict[str, Any]]:
+    """Per ε, the share of images that are correct clean and survive every attack run at that ε,
+    over the images all those attacks ran on (every evaluation takes the head of the test split)."""
+    from inborn.evaluation.journal import unpack_flags
+
+    out = []
+    for e in grid:
+        at_eps = [(p, r) for p in parts for r in p["results"] if r["eps"] == e]
+        if not at_eps:
+            continue
+        n = min(p["n"] for p, _ in at_eps)
+        survived = unpack_flags(parts[0]["per_sample"]["clean"])[:, :n].clone()
+        for p, r in at_eps:
+            survived &= unpack_flags(p["per_sample"][f"{r['attack']}@{e:.6g}"])[:, :n]
+        out.append({"eps": e, "n": n, "attacks": [r["attack"] for _, r in at_eps],
+                    "robust_acc": survived.float().mean().item()})
+    return out
 
 
 def _row(name: str, family: str, model: torch.nn.Module, shape: tuple[int, ...], result: dict[str, Any],
          ) -> dict[str, Any]:
 
-    row: dict[str, Any] = {"model": name, "family": family, "params": count_parameters(model),
+    params = count_parameters(model)  # as DARTS counts: without the auxiliary head
+    row: dict[str, Any] = {"model": name, "family": family, "params": params,
+                           "aux params": count_parameters(model, include_auxiliary=True) - params,
                            "macs": count_flops(model, shape), "clean": result["clean_acc"]}
     for r in result["results"]:
         row[f"{r['attack']}@{r['eps']:.4g}"] = r["robust_acc"]
         row[f"hrs {r['attack']}@{r['eps']:.4g}"] = r["hrs"]
+    for w in result.get("worst_case", []):
+        row[f"worst@{w['eps']:.4g}"] = w["robust_acc"]
     return row
 
 
 def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "local", max_parallel: int = 1,
-                  address: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+                  address: str | None = None, device: str = "auto", progress: bool = True,
+                  db: str | Path | None = None) -> dict[str, Any]:
     """Train, evaluate and ensemble as `cfg` says; write the report into `out`; return its tables."""
 
     out = Path(out)
@@ -161,7 +185,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     cells = study_cells(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
-    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address)
+    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db)
 
     dev = resolve_device(device)
     info = splits.info
@@ -187,7 +211,9 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
         ensemble_rows = _ensemble_table(rows, members, name)
 
     attack_cols = [f"{a}@{e:.4g}" for a in cfg.attacks for e in grid]
-    columns = ["model", "family", "params", "macs", "clean", *attack_cols, *[f"hrs {c}" for c in attack_cols]]
+    attack_cols += [f"worst@{e:.4g}" for e in grid] if len(cfg.attacks) > 1 else []
+    columns = ["model", "family", "params", "aux params", "macs", "clean", *attack_cols,
+               *[f"hrs {c}" for c in attack_cols if not c.startswith("worst")]]
     write_csv(out / "table.csv", rows, columns)
     if ensemble_rows:
         write_csv(out / "ensemble.csv", ensemble_rows, list(ensemble_rows[0]))
@@ -197,7 +223,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     atomic_write_text(out / "report.md", _report(cfg, grid, rows, attack_cols, ensemble_rows, findings))
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid,
                                            "rows": rows, "ensemble": ensemble_rows, "findings": findings})
-    _record(cells, results, cfg)
+    _record(cells, results, db)
     main = _main_attack(cfg.attacks)
     main_table = markdown_table(rows, ["model", "family", "clean", *[f"{main}@{e:.4g}" for e in grid]])
     return {"rows": rows, "ensemble": ensemble_rows, "findings": findings, "eps": grid, "main_table": main_table}
@@ -262,7 +288,9 @@ def _report(cfg: NasStudyConfig, grid: list[float], rows: list[dict[str, Any]], 
         + (f", at ε {', '.join(f'{e:.4g}' for e in cfg.aa_eps)} only" if cfg.aa_eps is not None else "")
         + f"); PGD-{cfg.steps}. "
         "A sample counts as robust only if it is classified correctly both clean and under attack. "
-        "MACs: multiply-accumulates of one forward pass of one image.",
+        "MACs: multiply-accumulates of one forward pass of one image; params as DARTS counts them, without "
+        "the auxiliary head. `worst@ε`: the share of images that survive every attack at that ε, on the "
+        f"images every attack ran on (the first {min(cfg.n, cfg.aa_n) if 'autoattack' in cfg.attacks else cfg.n}).",
         "",
         "## Findings",
         "",
@@ -287,12 +315,11 @@ def _report(cfg: NasStudyConfig, grid: list[float], rows: list[dict[str, Any]], 
     return "\n".join(parts)
 
 
-def _record(cells: list[Any], results: dict[str, dict[str, Any]], cfg: NasStudyConfig) -> None:
+def _record(cells: list[Any], results: dict[str, dict[str, Any]], db: str | Path | None) -> None:
+    from inborn.evaluation.results import evaluation_rows
+
     rows = []
     for cell in cells:
-        res = results[cell.name]
-        for r in res["results"]:
-            rows.append({"run_path": cell.out, "split": "test", "attack": r["attack"], "eps": r["eps"],
-                         "steps": r["steps"], "n": r["n"], "clean_acc": res["clean_acc"],
-                         "robust_acc": r["robust_acc"], "hrs": r["hrs"]})
-    ResultsDB().add_results(rows)
+        for part in results[cell.name]["parts"]:
+            rows += evaluation_rows(part, cell.out, "test")
+    ResultsDB(db).add_results(rows)

@@ -42,7 +42,8 @@ def check_data(preset: dict[str, Any]) -> Any:
 
 def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = None, device: str = "auto",
               executor: str = "local", max_parallel: int | None = 1, address: str | None = None,
-              progress: bool = True, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+              progress: bool = True, overrides: dict[str, Any] | None = None,
+              db: str | Path | None = None) -> dict[str, Any]:
     """Run (or pick up) a study and write its report; returns {report, main_table, rows}."""
     preset = resolve_preset(name, scale, data_dir=data_dir, device=device, overrides=overrides)
     info = check_data(preset)
@@ -52,11 +53,12 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
 
-    run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address)
+    run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address, db=db)
 
     if preset["runner"] == "nas":
         result = run_nas_study(NasStudyConfig.from_dict(preset["settings"]), out, executor=executor,
-                               max_parallel=max_parallel or 1, address=address, device=device, progress=progress)
+                               max_parallel=max_parallel or 1, address=address, device=device, progress=progress,
+                               db=db)
         return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}
     if preset["runner"] == "tickets":
         result = run_ticket_study(preset, out, run=run)

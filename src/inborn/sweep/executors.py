@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from inborn.errors import InbornError
 from inborn.store import ResultsDB, RunDir
+from inborn.store.db import ensure as ensure_db
 from inborn.sweep import cells as cellmod
 from inborn.sweep.cells import Cell
 
@@ -99,6 +100,7 @@ def run_cells(
         raise InbornError("--address is for --executor ray")
     db = db if isinstance(db, ResultsDB) else ResultsDB(db)
     db = ResultsDB(db.path.resolve())  # cells may run in another working directory
+    ensure_db(db)  # created here, once, not by the first cells racing to create it
     if executor == "ray":
         require_ray()  # before anything is written
     for cell in cells:

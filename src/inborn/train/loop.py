@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from inborn.data import DataSplits, cutout, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
 from inborn.evaluation.evaluate import evaluate
+from inborn.evaluation.results import evaluation_rows
 from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen
 from inborn.masks.ticket import is_supermask
 from inborn.runs import load, save_model
@@ -36,6 +38,8 @@ from inborn.store import ResultsDB, RunDir
 from inborn.train.config import TrainConfig
 from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
+
+NO_VALIDATION = "no validation split: no selection is possible, so the last epoch is the one tested"
 
 
 def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
@@ -60,7 +64,8 @@ def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
     if cfg.adv in ("none", "free"):
         return None
     steps = cfg.adv_steps if cfg.adv == "pgd" else None
-    attack = build_attack(cfg.adv, eps, steps=steps, step_size=cfg.adv_step_size, mode=cfg.adv_mode)
+    attack = build_attack(cfg.adv, eps, steps=steps, step_size=cfg.adv_step_size, mode=cfg.adv_mode,
+                          use_autocast=cfg.amp)
     if hasattr(attack, "track_best"):
         attack.track_best = False  # the plain last iterate, as PGD-AT does
     return attack
@@ -129,6 +134,8 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     eps = splits.info.default_eps if cfg.eps is None else cfg.eps
     cfg.eps = eps
 
+    if len(splits.val) == 0 and main:
+        warnings.warn(NO_VALIDATION, stacklevel=3)
     seed_everything(cfg.seed)
     model, spec = _initial_model(cfg, splits)
     model = prepare_model(model, device)
@@ -151,7 +158,8 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             if cfg.test_every_epoch:
                 record["test_robust_acc"] = _test_robust(model, splits, cfg)
             history.append(record)
-            if record["select_score"] > best["score"]:
+            # Without a validation split nothing can be selected: the last epoch is kept.
+            if record["select_on"] == "last_epoch" or record["select_score"] > best["score"]:
                 best = {"epoch": epoch, "score": record["select_score"]}
                 save_model(run, model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
             run.save_checkpoint(training_state(model, trainer.opt), {"epoch": epoch, "history": history, "best": best})
@@ -162,13 +170,9 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
 
     summary: dict[str, Any] | None = None
     if main:
-        summary = finish(run, cfg, spec, splits, best, history, device, progress)
+        summary, test_result = finish(run, cfg, spec, splits, best, history, device, progress)
         db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
-        db.add_results([{
-            "run_path": run.path, "split": "test", "attack": "pgd", "eps": eps, "steps": cfg.test_attack_steps,
-            "n": summary["test"]["n"], "clean_acc": summary["test"]["clean_acc"],
-            "robust_acc": summary["test"]["robust_acc"], "hrs": summary["test"]["hrs"],
-        }])
+        db.add_results(evaluation_rows(test_result, run.path, "test"))
     return distributed.broadcast_object(summary)  # the same summary on every rank
 
 
@@ -343,8 +347,12 @@ def _test_robust(model: nn.Module, splits: DataSplits, cfg: TrainConfig) -> floa
 
 
 def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSplits, best: dict[str, Any],
-           history: list[dict[str, Any]], device: torch.device, progress: bool) -> dict[str, Any]:
-    """Test the selected checkpoint once (PGD at the run's ε) and write the summary."""
+           history: list[dict[str, Any]], device: torch.device, progress: bool,
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Test the selected checkpoint once (PGD at the run's ε), write the summary; return it
+    and the test evaluation."""
+    from inborn.runs import load
+
     model = load(run.path, device=device)
     res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
                    seed=0, progress=progress, journal=run.file("test.journal.json"))
@@ -367,8 +375,10 @@ def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSpli
         summary["ticket"] = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"]}
     if cfg.finetune is not None:
         summary["finetune"] = dict(cfg.finetune)
+    if summary["selected_on"] == "last_epoch":
+        summary["warning"] = NO_VALIDATION
     run.write_summary(summary)
-    return summary
+    return summary, res
 
 
 def training_state(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

@@ -1,0 +1,118 @@
+"""The reports of a ticket family, its transfer matrix and its Random RST Switch, written the same
+way by `inborn transfer` / `inborn r2s` and by the studies: JSON, the CSV behind the table, the
+figure and a markdown report, atomically, into one directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from inborn.analysis.plots import plot_r2s, plot_transfer_heatmap
+from inborn.analysis.r2s import best_ticket
+from inborn.evaluation.evaluate import evaluate
+from inborn.io import atomic_write_json
+from inborn.tables import markdown_table, write_csv
+
+
+def write_transfer_report(result: dict[str, Any], out: Path, *, figure: str = "transfer.png",
+                          title: str = "Transferability between tickets", context: str = "",
+                          paper: dict[str, Any] | None = None) -> dict[str, Any]:
+    """transfer.json, the heatmap, table.csv and the report's markdown (returned, not written)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "transfer.json", result)
+    plot_transfer_heatmap(result, out / figure)
+    keeps = [f"{k:g}" for k in result["keep_ratios"]]
+    rows = [{"source \\ target": keeps[i], **{keeps[j]: result["matrix"][i][j] for j in range(len(keeps))}}
+            for i in range(len(keeps))]
+    columns = ["source \\ target", *keeps]
+    write_csv(out / "table.csv", rows, columns)
+    paper = paper or {}
+    diag, off = result["diagonal_mean"], result["off_diagonal_mean"]
+    summary = [{"figure": "diagonal mean (white-box)", "ours %": 100 * diag,
+                "paper %": "–".join(map(str, paper["diagonal"])) if "diagonal" in paper else None},
+               {"figure": "off-diagonal mean (transferred)", "ours %": None if off is None else 100 * off,
+                "paper %": "–".join(map(str, paper["off_diagonal"])) if "off_diagonal" in paper else None}]
+    main = markdown_table(rows, columns)
+    report = "\n".join([
+        f"# {title}", "",
+        f"{context}Rows: the ticket PGD-{result['steps']} examples (ε = {result['eps']:.4g}) were made on; columns: "
+        f"the ticket they were fed to; cells: robust accuracy on {result['n']} test images. A low diagonal and a "
+        "high off-diagonal mean that examples transfer poorly.", "",
+        f"![transfer matrix]({figure})", "", main, "",
+        markdown_table(summary, ["figure", "ours %", "paper %"], digits=1), "",
+        f"Files: `table.csv`, `transfer.json`, `{figure}`.", "",
+    ])
+    return {"rows": rows, "report": report, "main_table": main}
+
+
+def white_box_reference(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                        steps: int, batch_size: int = 256) -> dict[str, Any]:
+    """A single model (dense PGD-AT, say) under white-box PGD on the same images, for the table."""
+    res = evaluate(model, (x, y), attacks=["pgd"], eps=[eps], steps=steps, batch_size=batch_size)
+    return {"model": name, "protocol": "white-box PGD", "clean": res["clean_acc"],
+            "robust": res["results"][0]["robust_acc"]}
+
+
+def r2s_rows(result: dict[str, Any], references: list[dict[str, Any]],
+             paper: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The switch under every protocol, the best single ticket (chosen on validation) and the references."""
+    protos = result["protocols"]
+    rows = [{"model": "R2S", "protocol": p, "clean": protos["clean"]["mean"], "clean std": protos["clean"]["std"],
+             "robust": e["mean"], "robust std": e["std"]} for p, e in protos.items() if p != "clean"]
+    tickets = result["tickets"]
+    if all("val_robust" in t for t in tickets):
+        best = best_ticket(tickets)
+        rows.append({"model": f"best single ticket (keep {best['keep_ratio']:g}, selected on validation)",
+                     "protocol": "white-box PGD", "clean": best["clean"], "robust": best["robust"]})
+        optimistic = best["test_selected"]
+    else:  # no validation split: nothing can be chosen honestly
+        optimistic = max(tickets, key=lambda t: t["robust"])
+    if optimistic is not None:
+        rows.append({"model": f"best single ticket on test (keep {optimistic['keep_ratio']:g}, selected on test: "
+                              "optimistic)", "protocol": "white-box PGD", "clean": optimistic["clean"],
+                     "robust": optimistic["robust"]})
+    rows += references
+    paper = paper or {}
+    for r in rows:
+        if r["model"] == "R2S" and r["protocol"] == "paper" and "r2s_robust" in paper:
+            r["paper robust %"] = paper["r2s_robust"]
+        if r["model"] == "dense PGD-AT" and "dense_robust" in paper:
+            r["paper robust %"] = paper["dense_robust"]
+    return rows
+
+
+def write_r2s_report(result: dict[str, Any], out: Path, *, references: list[dict[str, Any]],
+                     figure: str = "r2s.png", title: str = "Random RST Switch", context: str = "",
+                     paper: dict[str, Any] | None = None, extra_figures: tuple[str, ...] = ()) -> dict[str, Any]:
+    """r2s.json, table.csv, the figure and the report's markdown (returned, not written)."""
+    rows = r2s_rows(result, references, paper)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "table.csv", rows, columns)
+    atomic_write_json(out / "r2s.json", result)
+    plot_r2s(result, out / figure, references=[{"name": r["model"], "clean": r["clean"], "robust": r["robust"]}
+                                               for r in rows if r["model"] != "R2S"])
+    main = markdown_table(rows, columns)
+    cite = result.get("cite")
+    lines = [
+        f"# {title}", "",
+        f"{context}A switch over {len(result['keep_ratios'])} tickets (keep ratios "
+        f"{', '.join(f'{k:g}' for k in result['keep_ratios'])}, one weight tensor), {result['granularity']}-wise, "
+        f"ε = {result['eps']:.4g} (pixel units), PGD-{result['steps']} with step ε/4, {result['n']} test images, "
+        f"{result['repeats']} repeats (mean and std). The paper's protocol attacks one ticket and evaluates the "
+        "switch (non-adaptive); EOT, the expectation attack and AutoAttack-rand attack the randomised defence "
+        "itself. The best single ticket is chosen on validation images; its test figures are shown.", "",
+        main, "",
+        (f"**Robust accuracy to cite: {100 * cite['mean']:.2f} ± {100 * cite['std']:.2f} %** (`{cite['protocol']}`, "
+         "the minimum over the adaptive protocols).") if cite else
+        "No adaptive protocol was run: the paper's protocol alone overstates a randomised defence.",
+    ]
+    if result.get("autoattack_warnings"):
+        lines += ["", "AutoAttack warned: " + "; ".join(result["autoattack_warnings"])]
+    lines += ["", f"![robust accuracy per protocol]({figure})"]
+    lines += [f"\n![{name}]({name})" for name in extra_figures if (out / name).exists()]
+    lines += ["", f"Files: `table.csv`, `r2s.json`, `{figure}`.", ""]
+    return {"rows": rows, "report": "\n".join(lines), "main_table": main}
