@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from inborn.masks import compute_masks, masked_layers, to_supermask
 from inborn.masks.family import FamilyTicket, TicketFamily, family_tensors
-from inborn.masks.ticket import pack_mask
+from inborn.masks.packing import pack_mask
 from inborn.models import create_model
 
 

@@ -17,10 +17,10 @@ import time
 import torch
 
 import inborn
-from inborn.analysis.evaluate import predict
 from inborn.attacks import PGD
 from inborn.data import load_data
 from inborn.device import resolve_device
+from inborn.evaluation.evaluate import predict
 
 
 def _model(args, device):

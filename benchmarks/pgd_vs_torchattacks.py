@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from inborn.analysis.evaluate import predict
 from inborn.attacks import PGD
 from inborn.data import load_data
 from inborn.device import resolve_device
+from inborn.evaluation.evaluate import predict
 
 
 def _early_stop_benchmark():

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from helpers import Linear
-from inborn.analysis.evaluate import predict
 from inborn.attacks import ATTACKS, FGSM, PGD, StepLL, build_attack
 from inborn.errors import InbornError
+from inborn.evaluation.evaluate import predict
 
 GRADIENT_ATTACKS = [n for n in ATTACKS if not n.startswith("autoattack")]
 

@@ -53,7 +53,7 @@ def test_family_and_r2s_on_cuda(tmp_path):
     assert _cli(["family", *TINY, "--keep", "0.1,0.3", "--out", str(tmp_path / "fam"), "--db", db]) == 0
     from inborn.analysis.r2s import evaluate_r2s
     from inborn.data import load_data
-    from inborn.masks.family import load_family
+    from inborn.runs import load_family
 
     family = load_family(tmp_path / "fam", device="cuda")
     x, y = load_data("digits").test.head(32).tensors("cuda")

@@ -111,14 +111,15 @@ def _one_line_error(capsys) -> str:
 
 
 def test_members_with_other_class_counts_or_data_sets_are_refused(runs, tmp_path, capsys):
-    from inborn.train.loop import build_model
+    from inborn.runs import save_model
+    from inborn.spec import build_model
 
     _, paths, _, _ = runs
     doc = RunDir(paths[1]).read_config()
     spec = {**doc["model"], "num_classes": 5}
     five = RunDir(tmp_path / "five")
     five.write_config(doc["config"], spec, kind="train")
-    five.save_model(build_model(spec), spec)
+    save_model(five, build_model(spec), spec)
     out = tmp_path / "ens"
     assert main(["ensemble", str(paths[0]), str(five.path), "--out", str(out), "--quiet"]) == 2
     assert "disagree on the number of classes" in _one_line_error(capsys)

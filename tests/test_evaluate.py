@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import inborn
-from inborn.analysis.metrics import harmonic_robustness_score
+from inborn.evaluation.metrics import harmonic_robustness_score
 
 
 def test_hrs():
@@ -46,7 +46,7 @@ class _Killed(Exception):
 def _count_batches(monkeypatch, die_at: int | None = None) -> list[int]:
     """Count the batches evaluated from now on; with `die_at`, the die_at-th one (once) raises
     _Killed, as a kill would mid-evaluation. Returns the list that grows by one per batch."""
-    import inborn.analysis.evaluate as ev
+    import inborn.evaluation.evaluate as ev
 
     real, calls, died = ev._evaluate_batch, [], []
 

@@ -12,7 +12,7 @@ from inborn.cli import main
 from inborn.data import load_data
 from inborn.defenses import ExpectedTickets, RandomSwitch, SingleTicket
 from inborn.errors import InbornError
-from inborn.masks.family import build_family, load_family
+from inborn.runs import build_family, load_family
 
 BASE = ["--data", "digits", "--arch", "fc", "--width", "0.25", "--eps", "0.1", "--epochs", "1", "--adv-steps", "2",
         "--quiet"]

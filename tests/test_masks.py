@@ -17,8 +17,9 @@ from inborn.masks import (
     scores_frozen,
     to_supermask,
 )
+from inborn.masks.packing import pack_mask, unpack_mask
 from inborn.masks.patterns import group_scores, kept_groups, top_k_mask
-from inborn.masks.ticket import frozen_weight_names, pack_mask, unpack_mask
+from inborn.masks.ticket import frozen_weight_names
 from inborn.models import create_model
 from inborn.store import ResultsDB
 from inborn.train import TrainConfig, train

@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from inborn.analysis.evaluate import evaluate, is_randomised
 from inborn.analysis.family_report import r2s_rows
 from inborn.analysis.r2s import evaluate_r2s
 from inborn.attacks import PGD, build_attack
 from inborn.cli import main
 from inborn.defenses import RandomSwitch
-from inborn.masks.family import load_family
+from inborn.evaluation.evaluate import evaluate, is_randomised
+from inborn.runs import load_family
 from inborn.store import ResultsDB
 
 TINY = ["--data", "digits", "--arch", "conv2", "--width", "0.25", "--quiet"]

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from inborn.errors import InbornError
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp_path)` on a temporary file beside `path`, then rename it over `path`."""
@@ -46,7 +48,6 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, 
     """A YAML file that must hold a mapping; every problem is a one-line InbornError."""
     import yaml
 
-    from inborn.errors import InbornError
 
     path = Path(path)
     if not path.is_file():

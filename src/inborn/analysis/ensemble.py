@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from inborn.analysis.evaluate import evaluate, predict
-from inborn.analysis.metrics import harmonic_robustness_score
 from inborn.attacks import ATTACKS, PGD, build_attack, is_iterative
+from inborn.evaluation.evaluate import evaluate, predict
+from inborn.evaluation.metrics import harmonic_robustness_score
 from inborn.models.ensemble import Ensemble
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from inborn.analysis.evaluate import evaluate
 from inborn.analysis.plots import plot_r2s, plot_transfer_heatmap
 from inborn.analysis.r2s import best_ticket
+from inborn.evaluation.evaluate import evaluate
 from inborn.io import atomic_write_json
 from inborn.tables import markdown_table, write_csv
 

@@ -14,6 +14,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from inborn.errors import InbornError
+from inborn.masks.convert import current_masks, masked_layers
+
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device | None = None) -> int:
     """MACs of one forward pass of a single image of `input_shape` (C, H, W), in eval mode.
@@ -29,8 +32,6 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *, device: str | t
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 4:  # (1, C, H, W) given: still one image
         if shape[0] != 1:
-            from inborn.errors import InbornError
-
             raise InbornError(f"count_flops counts one image; got a batch of {shape[0]}")
         shape = shape[1:]
     was_training = model.training
@@ -53,7 +54,6 @@ def count_parameters(model: nn.Module, *, kept_only: bool = False, include_auxil
     its kept entries (its mask), everything else in full. An auxiliary head (DARTS) is left out
     unless `include_auxiliary`: it only trains the network, and DARTS's counts leave it out too.
     """
-    from inborn.masks.convert import current_masks, masked_layers
 
     layers = masked_layers(model)
     scores = {id(m.scores) for m in layers if getattr(m, "scores", None) is not None}

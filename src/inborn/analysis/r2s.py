@@ -20,10 +20,10 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from inborn.analysis.evaluate import predict
 from inborn.attacks import EOTPGD, PGD, AutoAttack
 from inborn.defenses import ExpectedTickets, RandomSwitch, SingleTicket
 from inborn.errors import InbornError
+from inborn.evaluation.evaluate import predict
 from inborn.masks.family import TicketFamily
 
 PROTOCOLS = ("paper", "eot", "expectation", "autoattack-rand")

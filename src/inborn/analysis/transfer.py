@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from inborn.analysis.evaluate import predict
 from inborn.attacks import PGD
 from inborn.defenses import SingleTicket
+from inborn.evaluation.evaluate import predict
 from inborn.masks.family import TicketFamily
 
 

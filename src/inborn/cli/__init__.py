@@ -49,9 +49,9 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inborn import distributed
-
     code = _run(argv)
+    from inborn import distributed  # torch: imported once a command has run, so `--help` stays fast
+
     distributed.exit_now(code)  # under torchrun only: see there
     return code
 

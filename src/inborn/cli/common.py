@@ -1,28 +1,11 @@
-"""Helpers shared by the commands: value parsing and plain-text tables."""
+"""Helpers shared by the commands: value parsing and the parser that fails in one line."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from fractions import Fraction
 from typing import Any
 
 from inborn.errors import InbornError
-
-
-def parse_eps(text: str) -> float:
-    """One ε in pixel units: `0.3`, `8/255` or `2e-2`."""
-    try:
-        value = float(Fraction(text.strip())) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError) as e:
-        raise InbornError(f"cannot read ε {text!r} (use e.g. 0.3 or 8/255)") from e
-    if value < 0:
-        raise InbornError(f"ε must be >= 0, got {text}")
-    return value
-
-
-def parse_eps_list(text: str) -> list[float]:
-    return [parse_eps(t) for t in text.split(",") if t.strip()]
 
 
 def parse_names(text: str) -> list[str]:
@@ -34,26 +17,6 @@ def parse_int_list(text: str) -> list[int]:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError as e:
         raise InbornError(f"expected comma-separated integers, got {text!r}") from e
-
-
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return "(no rows)"
-    columns = list(columns or rows[0].keys())
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
-    sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join([line, sep, *body])
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -34,12 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from inborn.analysis.ensemble import evaluate_ensemble, render_ensemble
     from inborn.attacks import ATTACKS
-    from inborn.cli.common import format_table, parse_eps
-    from inborn.data import load_data
     from inborn.device import resolve_device
     from inborn.io import atomic_write_json, atomic_write_text
-    from inborn.models.ensemble import build_ensemble, member_docs
+    from inborn.runs import build_ensemble, load_run_data, run_eps
+    from inborn.runs.ensemble import member_docs
     from inborn.store import RunDir
+    from inborn.tables import text_table
+    from inborn.values import parse_eps
 
     # Check what the user typed, the members and the data before anything is written.
     if args.attack not in ATTACKS:
@@ -50,14 +51,13 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         raise InbornError(f"--n must be >= 1, got {args.n}")
     eps = parse_eps(args.eps) if args.eps else None
     device = resolve_device(args.device)
-    first = member_docs(args.runs)[0]["config"]
-    splits = load_data(first["data"], args.data_dir or first.get("data_dir"),
-                       val_fraction=first.get("val_fraction", 0.1), seed=first.get("seed", 0))
+    splits = load_run_data(member_docs(args.runs)[0], args.data_dir)
     out = Path(args.out)
     ensemble = build_ensemble(args.runs, out, combine=args.combine, data_dir=args.data_dir, device=device)
-    cfg = RunDir(out).read_config()["config"]
+    doc = RunDir(out).read_config()
+    cfg = doc["config"]
     if eps is None:
-        eps = cfg["eps"] if cfg.get("eps") is not None else splits.info.default_eps
+        eps = run_eps(doc, splits)
     x, y = splits.test.head(args.n).tensors(device)
 
     t0 = time.time()
@@ -76,15 +76,15 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     rows.append({"model": "ensemble", "clean": e["clean"], "white-box": e["robust"], "transfer": e["transfer_worst"]})
     print(f"ensemble of {len(rows) - 1} ({args.combine}) on {cfg['data']} (test, {result['n']} images, "
           f"{result['attack']} at ε={eps:.4g}, {result['seconds']:.0f}s)")
-    print(format_table(rows))
+    print(text_table(rows))
     print(f"saved: {out / 'ensemble.json'}, {out / 'ensemble.md'}")
     return 0
 
 
 def _record(db_path: str | None, out: Path, cfg: dict, result: dict) -> None:
     """The ensemble as a run, its white-box and transfer results, and each member's white-box result."""
-    from inborn.analysis.metrics import harmonic_robustness_score
-    from inborn.analysis.results import evaluation_rows, result_row
+    from inborn.evaluation.metrics import harmonic_robustness_score
+    from inborn.evaluation.results import evaluation_rows, result_row
     from inborn.store import ResultsDB
 
     db = ResultsDB(db_path)

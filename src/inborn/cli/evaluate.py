@@ -8,8 +8,10 @@ import json
 import time
 from pathlib import Path
 
-from inborn.cli.common import format_table, parse_eps_list, parse_names
+from inborn.cli.common import parse_names
 from inborn.errors import InbornError
+from inborn.tables import text_table
+from inborn.values import parse_eps, parse_eps_list
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,15 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from inborn import distributed
-    from inborn.analysis.evaluate import evaluate
     from inborn.analysis.plots import plot_robustness_curve
-    from inborn.analysis.results import evaluation_rows
-    from inborn.api import load
     from inborn.attacks import ATTACKS
-    from inborn.cli.common import parse_eps
-    from inborn.data import load_data
     from inborn.device import resolve_device
+    from inborn.evaluation.evaluate import evaluate
+    from inborn.evaluation.results import evaluation_rows
     from inborn.io import atomic_write_json
+    from inborn.runs import load, load_run_data, run_eps
     from inborn.store import ResultsDB, RunDir
 
     # Check everything the user typed before touching the run or the database.
@@ -67,10 +67,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = distributed.init_from_env(resolve_device(args.device))  # under torchrun: batches split over ranks
     model = load(run.path, device=device)
     cfg = doc["config"]
-    splits = load_data(cfg["data"], args.data_dir or cfg.get("data_dir"),
-                       val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0))
+    splits = load_run_data(doc, args.data_dir)
     if eps_list is None:
-        eps_list = [cfg.get("eps") if cfg.get("eps") is not None else splits.info.default_eps]
+        eps_list = [run_eps(doc, splits)]
 
     t0 = time.time()
     # The lock: one writer per run, since an evaluation journals its batches into the run directory.
@@ -113,7 +112,7 @@ def render(result: dict) -> str:
                   "robust": acc(w["robust_acc"], w.get("robust_acc_std")), "HRS": w["hrs"]}
                  for w in result["worst_case"]]
     lines = [f"{result['arch']} on {result['data']} ({result['split']}, {result['n']} images, "
-             f"{result.get('precision', 'float32')}, {result['seconds']:.0f}s)", format_table(rows)]
+             f"{result.get('precision', 'float32')}, {result['seconds']:.0f}s)", text_table(rows)]
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     for r in result["results"]:
         for w in r.get("warnings", []):

@@ -17,10 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from inborn.api import load
     from inborn.errors import InbornError
     from inborn.io import atomic_write
-    from inborn.masks.export import export_metadata, export_plain
+    from inborn.runs import load
+    from inborn.spec.export import export_metadata, export_plain
     from inborn.store import RunDir
 
     spec = RunDir(args.ticket).read_config()["model"]

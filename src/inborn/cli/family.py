@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inborn.cli.common import parse_eps, parse_names
+from inborn.cli.common import parse_names
 from inborn.errors import InbornError
+from inborn.values import parse_eps
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_family(args: argparse.Namespace) -> int:
     from inborn.cli.search import search_config
     from inborn.cli.train import run_training
-    from inborn.masks.family import build_family
+    from inborn.runs import build_family
     from inborn.store import RunDir
 
     out = Path(args.out)
@@ -69,7 +70,7 @@ def cmd_family(args: argparse.Namespace) -> int:
                 print(f"ticket keep={keep:g}: complete, reused")
                 continue
             print(f"ticket keep={keep:g}: searching into {member}")
-            sub = argparse.Namespace(**{**vars(args), "keep": keep, "out": str(member),
+            sub = argparse.Namespace(**{**vars(args), "ticket.keep_ratio": keep, "out": str(member),
                                         "resume": run.file(RunDir.CHECKPOINT).exists()})
             run_training(sub, None if sub.resume else search_config(sub))
     family = build_family(members, out)
@@ -82,7 +83,7 @@ def _family_and_data(args: argparse.Namespace):
     """The family, its test images and its validation images (the same first N of each)."""
     from inborn.data import load_data
     from inborn.device import resolve_device
-    from inborn.masks.family import load_family
+    from inborn.runs import load_family
     from inborn.store import RunDir
 
     if args.steps < 1:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from inborn.cli.train import add_training_arguments, resolve_config, run_training
+from inborn.cli.settings import add_setting_flags
+from inborn.cli.train import add_training_arguments, config_values, resolve_config, run_training
+from inborn.errors import InbornError
+from inborn.train.config import FinetuneConfig, TrainConfig
 
-# Settings a fine-tuning run takes from its ticket unless a flag says otherwise.
+# Settings a fine-tuning run takes from its ticket unless the config or a flag says otherwise.
 _INHERITED = ("data", "data_dir", "arch", "width", "affine_bn", "model_kwargs", "eps", "val_fraction")
 
 
@@ -16,21 +19,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="PGD-AT with the ticket's mask fixed: from its own random weights (--weights inherit), "
                     "from fresh ones (reinit), or of the whole network from the masked weights (dense). "
                     "--mask random swaps the ticket's mask for a random one of the same size.")
-    p.add_argument("ticket", help="a run directory made by inborn search")
-    p.add_argument("--weights", default="inherit", choices=["inherit", "reinit", "dense"])
-    p.add_argument("--mask", default="ticket", choices=["ticket", "random"])
+    p.add_argument("finetune.ticket", nargs="?", metavar="TICKET",
+                   help="a run directory made by inborn search (or finetune.ticket in --config)")
+    add_setting_flags(p, FinetuneConfig, prefix="finetune.")
     add_training_arguments(p)
     p.set_defaults(func=cmd_finetune)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    return run_training(args, None if args.resume else finetune_config(args))
+
+
+def finetune_config(args: argparse.Namespace) -> TrainConfig:
+    """The training config of a fine-tuning run: the ticket's data and model, then the YAML and flags."""
     from inborn.train.finetune import ticket_run_config
 
-    if args.resume:
-        return run_training(args, None)
-    ticket_cfg = ticket_run_config(args.ticket)["config"]
-    if args.adv is None:
-        args.adv = "pgd"
-    cfg = resolve_config(args, {k: ticket_cfg[k] for k in _INHERITED if k in ticket_cfg})
-    cfg.finetune = {"ticket": args.ticket, "weights": args.weights, "mask": args.mask}
-    return run_training(args, cfg)
+    ticket = (config_values(args).get("finetune") or {}).get("ticket")
+    if not ticket:
+        raise InbornError("name the ticket: inborn finetune TICKET (or finetune.ticket in --config)")
+    ticket_cfg = ticket_run_config(ticket)["config"]
+    inherited = {k: ticket_cfg[k] for k in _INHERITED if k in ticket_cfg}
+    return resolve_config(args, inherited, defaults={"adv": "pgd"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inborn.cli.common import format_table
+from inborn.tables import text_table
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -12,19 +12,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     rows = [{"name": n, "source": "local files (--data-dir)" if needs else "built in", "summary": s}
             for n, s, needs in list_datasets()]
-    print(format_table(rows))
+    print(text_table(rows))
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from inborn.models import list_models
 
-    print(format_table([{"name": n, "family": f, "summary": s} for n, f, s in list_models()]))
+    print(text_table([{"name": n, "family": f, "summary": s} for n, f, s in list_models()]))
     return 0
 
 
 def cmd_attacks(args: argparse.Namespace) -> int:
     from inborn.attacks import ATTACKS
 
-    print(format_table([{"name": n, "summary": s} for n, (_, _, s) in ATTACKS.items()]))
+    print(text_table([{"name": n, "summary": s} for n, (_, _, s) in ATTACKS.items()]))
     return 0

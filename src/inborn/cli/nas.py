@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inborn.cli.common import parse_eps, parse_options
+from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
+from inborn.io import read_yaml_mapping
+from inborn.studies.nas_config import NasStudyConfig
+from inborn.values import parse_eps
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,29 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Train each architecture naturally (reusing complete runs), attack it with each attack over "
                     "an ε grid, ensemble the random DARTS architectures, and write one report directory.")
     p.add_argument("--out", required=True, help="study directory (re-running it reuses what is done)")
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--data-dir")
-    p.add_argument("--archs", default="resnet18,vgg16_bn,darts_v2,pdarts,random:0-2",
-                   help="comma-separated models; random:A-B stands for random:A ... random:B")
-    p.add_argument("--ensemble", default="random:0-2", help="architectures to ensemble ('' for none)")
-    p.add_argument("--combine", default="logits", choices=["logits", "softmax"])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--attacks", default="fgsm,rfgsm,stepll,pgd,autoattack")
-    p.add_argument("--eps", help="comma-separated ε grid in pixel units, e.g. 1/255,2/255,4/255,8/255 "
-                                 "(default: the data set's ε times 1/8, 1/4, 1/2, 1)")
-    p.add_argument("--steps", type=int, default=20, help="PGD steps")
-    p.add_argument("--n", type=int, default=500, help="test images per attack")
-    p.add_argument("--aa-n", type=int, default=100, help="test images for AutoAttack (the slow one)")
-    p.add_argument("--aa-eps", help="comma-separated ε at which AutoAttack runs (default: the whole grid)")
-    p.add_argument("--tickets", type=float, help="add a robust scratch ticket column at this keep ratio")
-    p.add_argument("--width", type=float, default=1.0, help="width multiplier of the hand-crafted networks")
-    p.add_argument("--nas-opt", action="append", metavar="KEY=VALUE",
-                   help="DARTS network option, e.g. init_channels=8, layers=5 (repeatable)")
-    p.add_argument("--train-opt", action="append", metavar="KEY=VALUE",
-                   help="training setting for every run, e.g. lr=0.05, cutout=8 (repeatable)")
-    p.add_argument("--nas-train-opt", action="append", metavar="KEY=VALUE",
-                   help="training setting for the DARTS networks only, e.g. aux_weight=0.4, drop_path=0.2")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", help="YAML file of study settings (NasStudyConfig fields); flags given here override it")
+    add_setting_flags(p, NasStudyConfig, show_defaults=True)
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.add_argument("--max-parallel", type=int, default=1, help="runs trained at once")
@@ -47,29 +29,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_nas)
 
 
-def study_config(args: argparse.Namespace) -> Any:
-    from inborn.studies.nas import NasStudyConfig
-
-    if args.epochs < 1:
-        raise InbornError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.n < 1 or args.aa_n < 1:
-        raise InbornError("--n and --aa-n must be >= 1")
-    if args.tickets is not None and not 0 < args.tickets <= 1:
-        raise InbornError(f"keep ratio must be in (0, 1], got {args.tickets}")
-    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+def study_config(args: argparse.Namespace) -> NasStudyConfig:
+    """The study's settings: defaults, then the `--config` YAML, then the flags given."""
     from inborn.attacks import ATTACKS
 
-    if unknown := [a for a in attacks if a not in ATTACKS]:
+    values: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
+    for key in ("eps", "aa_eps"):  # ε in a YAML file may be written as 8/255
+        if values.get(key) is not None:
+            values[key] = [parse_eps(str(e)) for e in values[key]]
+    cfg = NasStudyConfig.from_dict({**values, **given_settings(args, NasStudyConfig)})
+    if cfg.epochs < 1:
+        raise InbornError(f"--epochs must be >= 1, got {cfg.epochs}")
+    if cfg.n < 1 or cfg.aa_n < 1:
+        raise InbornError("--n and --aa-n must be >= 1")
+    if cfg.tickets is not None and not 0 < cfg.tickets <= 1:
+        raise InbornError(f"keep ratio must be in (0, 1], got {cfg.tickets}")
+    if unknown := [a for a in cfg.attacks if a not in ATTACKS]:
         raise InbornError(f"unknown attack {unknown[0]!r}; run `inborn attacks` to list them")
-    return NasStudyConfig(
-        data=args.data, data_dir=args.data_dir, archs=args.archs.split(","),
-        ensemble=[a for a in args.ensemble.split(",") if a.strip()], combine=args.combine, epochs=args.epochs,
-        attacks=attacks, eps=[parse_eps(e) for e in args.eps.split(",")] if args.eps else None, steps=args.steps,
-        n=args.n, aa_n=args.aa_n, aa_eps=[parse_eps(e) for e in args.aa_eps.split(",")] if args.aa_eps else None,
-        tickets=args.tickets, width=args.width,
-        nas_options=parse_options(args.nas_opt or []), train=parse_options(args.train_opt or []),
-        nas_train=parse_options(args.nas_train_opt or []), seed=args.seed,
-    )
+    return cfg
 
 
 def cmd_nas(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import csv
 import sys
 import time
 
-from inborn.cli.common import format_table
+from inborn.tables import text_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,5 +52,5 @@ def cmd_runs(args: argparse.Namespace) -> int:
             writer.writeheader()
             writer.writerows(rows)
         return 0
-    print(format_table(rows))
+    print(text_table(rows))
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inborn.cli.common import format_table
 from inborn.errors import InbornError
+from inborn.tables import text_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,13 +57,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             values = {k: value_text(v) for k, v in cell.values.items()}
             rows.append({**values, "kind": cell.kind, "would": "skip" if state == "complete" else "run",
                          "state": state, "run": str(cell.out)})
-        print(format_table(rows))
+        print(text_table(rows))
         print(f"{sum(r['would'] == 'run' for r in rows)} of {len(rows)} cells would run")
         return 0
     results = run_cells(cells, args.executor, max_parallel=args.max_parallel, gpus_per_run=args.gpus_per_run,
                         address=args.address, db=db, cpus_per_run=args.cpus_per_run, progress=not args.quiet)
     write_report(args.out, results)
-    print(format_table(result_rows(results)))
+    print(text_table(result_rows(results)))
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         tail = "\n".join("    " + line for line in r.log_tail.splitlines())

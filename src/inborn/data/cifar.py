@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from inborn.data.base import DatasetInfo, TensorSplit, register_dataset, require_dir
-from inborn.errors import InbornError
+from inborn.errors import InbornError, one_line
 
 _PIXELS = 3 * 32 * 32
 
@@ -66,11 +66,6 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         raise InbornError("refusing to unpickle a persistent reference: only numpy arrays are allowed")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
-
-
 def safe_unpickle(path: Path) -> Any:
     """Read a pickle that may only hold plain containers and numpy arrays."""
     try:
@@ -81,7 +76,7 @@ def safe_unpickle(path: Path) -> Any:
     except FileNotFoundError:
         raise InbornError(f"missing file {str(path)!r}") from None
     except Exception as exc:  # any failure here means the file is not a valid batch
-        reason = _one_line(exc)
+        reason = one_line(exc)
         raise InbornError(f"{path} is not a readable CIFAR batch (corrupt or truncated): {reason}") from None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from inborn.data.base import DatasetInfo, TensorSplit, batch_indices, register_dataset, require_dir
-from inborn.errors import InbornError
+from inborn.errors import InbornError, one_line
 
 # Side of the square images handed to the model. 64 suits Tiny-ImageNet as shipped; for
 # ImageNet set this (or pass image_size=) to e.g. 224. Read at load time, not import time.
@@ -28,11 +28,6 @@ _EXPECTED = (
     "train/<class>/<images> and val/<class>/<images>"
     " (or Tiny-ImageNet's val/images/ with val/val_annotations.txt)"
 )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def decode_image(path: str | Path, size: int) -> np.ndarray:
@@ -59,7 +54,7 @@ def decode_image(path: str | Path, size: int) -> np.ndarray:
             rgb = rgb.crop((left, top, left + size, top + size))
         return np.asarray(rgb, dtype=np.uint8)
     except Exception as exc:  # PIL raises many types for unreadable files; report the file
-        raise InbornError(f"cannot decode image {str(path)!r}: {_one_line(exc)}") from None
+        raise InbornError(f"cannot decode image {str(path)!r}: {one_line(exc)}") from None
 
 
 class FolderSplit:
@@ -170,7 +165,7 @@ def _class_dirs(folder: Path) -> list[str]:
     try:
         return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     except OSError as exc:
-        raise InbornError(f"cannot list {str(folder)!r}: {_one_line(exc)}") from None
+        raise InbornError(f"cannot list {str(folder)!r}: {one_line(exc)}") from None
 
 
 def _scan_train(train_dir: Path) -> tuple[list[str], list[str], list[int]]:
@@ -196,7 +191,7 @@ def _scan_tiny_val(val_dir: Path, class_index: dict[str, int]) -> tuple[list[str
     try:
         lines = notes.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InbornError(f"cannot read {str(notes)!r}: {_one_line(exc)}") from None
+        raise InbornError(f"cannot read {str(notes)!r}: {one_line(exc)}") from None
     paths: list[str] = []
     labels: list[int] = []
     missing: list[str] = []

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from inborn.data.base import DatasetInfo, TensorSplit, register_dataset, require_dir
-from inborn.errors import InbornError
+from inborn.errors import InbornError, one_line
 
 _IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -24,11 +24,6 @@ _EXPECTED = (
     "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte"
     " (each plain or .gz)"
 )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def _candidates(folder: Path, name: str) -> list[Path]:
@@ -61,7 +56,7 @@ def _read_bytes(path: Path) -> bytes:
                 return fh.read()
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise InbornError(f"{path} cannot be read (corrupt or truncated): {_one_line(exc)}") from None
+        raise InbornError(f"{path} cannot be read (corrupt or truncated): {one_line(exc)}") from None
 
 
 def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:

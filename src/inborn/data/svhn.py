@@ -8,15 +8,10 @@ import numpy as np
 import torch
 
 from inborn.data.base import DatasetInfo, TensorSplit, register_dataset, require_dir
-from inborn.errors import InbornError
+from inborn.errors import InbornError, one_line
 
 _FILES = ("train_32x32.mat", "test_32x32.mat")
 _EXPECTED = "train_32x32.mat and test_32x32.mat from ufldl.stanford.edu/housenumbers"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def _read_mat(path: Path) -> TensorSplit:
@@ -25,7 +20,7 @@ def _read_mat(path: Path) -> TensorSplit:
     try:
         mat = loadmat(path, variable_names=["X", "y"])
     except Exception as exc:  # scipy raises many types for a bad file; all mean "not a usable .mat"
-        reason = _one_line(exc)
+        reason = one_line(exc)
         raise InbornError(f"{path} is not a readable MATLAB file (corrupt or truncated): {reason}") from None
     for key in ("X", "y"):
         if key not in mat:

@@ -1,21 +1,17 @@
-"""Supermasks: masks over frozen random weights (robust scratch tickets)."""
+"""Supermasks: masks over frozen random weights (robust scratch tickets).
 
-from inborn.masks.convert import (
-    SupermaskConfig,
-    compute_masks,
-    fix_masks,
-    mask_stats,
-    masked_layers,
-    reuse_masks,
-    scores_frozen,
-    supermask_config,
-    to_supermask,
-)
-from inborn.masks.init import INITS
-from inborn.masks.layers import MaskedConv2d, MaskedLayer, MaskedLinear
-from inborn.masks.patterns import PATTERNS
+`SupermaskConfig` imports no torch; the rest loads on first use.
+"""
 
-__all__ = [
-    "INITS", "PATTERNS", "MaskedConv2d", "MaskedLayer", "MaskedLinear", "SupermaskConfig", "compute_masks",
-    "fix_masks", "mask_stats", "masked_layers", "reuse_masks", "scores_frozen", "supermask_config", "to_supermask",
-]
+from inborn.lazy import lazy_exports
+from inborn.masks.config import SupermaskConfig
+
+_EXPORTS = {
+    **dict.fromkeys(["compute_masks", "fix_masks", "mask_stats", "masked_layers", "reuse_masks", "scores_frozen",
+                     "to_supermask"], "inborn.masks.convert"),
+    "INITS": "inborn.masks.init",
+    **dict.fromkeys(["MaskedConv2d", "MaskedLayer", "MaskedLinear"], "inborn.masks.layers"),
+    "PATTERNS": "inborn.masks.patterns",
+}
+__all__ = ["SupermaskConfig", *_EXPORTS]
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -9,34 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from inborn.errors import InbornError
+from inborn.masks.config import SCOPES, SupermaskConfig
 from inborn.masks.init import INITS, initial_scores, random_weight
 from inborn.masks.layers import MaskedConv2d, MaskedLayer, MaskedLinear
 from inborn.masks.patterns import check_keep_ratio, check_pattern, parse_nm, top_k_mask
-
-SCOPES = ("layer", "global")
-
-
-@dataclass(frozen=True)
-class SupermaskConfig:
-    keep_ratio: float
-    pattern: str = "element"
-    init: str = "signed_constant"
-    scope: str = "layer"
-    dense_first: bool = False
-    dense_last: bool = False
-    scale_fan: bool = False
-    weight_seed: int = 0
-    score_seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def classification_heads(layers: list[tuple[str, nn.Module]]) -> set[str]:
@@ -124,13 +106,6 @@ def to_supermask(
 
 def masked_layers(model: nn.Module) -> list[MaskedLayer]:
     return [m for m in model.modules() if isinstance(m, MaskedLayer)]
-
-
-def supermask_config(model: nn.Module) -> SupermaskConfig:
-    cfg = getattr(model, "supermask", None)
-    if cfg is None:
-        raise InbornError("this model is not a supermask network (convert it with to_supermask)")
-    return cfg
 
 
 def compute_masks(model: nn.Module) -> list[torch.Tensor]:

@@ -8,7 +8,6 @@ so memory stays about one dense model whatever the number of tickets.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,6 @@ class FamilyTicket:
     keep_ratio: float
     packed_masks: list[torch.Tensor]  # uint8, one per masked layer
     buffers: dict[str, torch.Tensor]  # BatchNorm running statistics of this ticket
-
-
-_BIT_TABLES: dict[torch.device, torch.Tensor] = {}
-
-
-def unpack_on_device(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Bits to a 0/1 float mask on `packed`'s device: one gather from a 256×8 table, which is
-    far faster than shifting bytes (a ticket switch happens at every forward of the switch)."""
-    table = _BIT_TABLES.get(packed.device)
-    if table is None:
-        byte = torch.arange(256, device=packed.device).unsqueeze(1)
-        table = ((byte >> torch.arange(7, -1, -1, device=packed.device)) & 1).float()
-        _BIT_TABLES[packed.device] = table
-    n = math.prod(shape)
-    return table[packed.long()].flatten()[:n].view(shape)
 
 
 def check_compatible(specs: list[dict[str, Any]], names: list[str]) -> None:
@@ -163,55 +147,3 @@ def family_from_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], meta
         buffers = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         tickets.append(FamilyTicket(m["name"], float(m["keep_ratio"]), packed, buffers))
     return TicketFamily(model, tickets)
-
-
-FAMILY_FILE = "family.safetensors"
-
-
-def build_family(ticket_dirs: list[str | Path], out: str | Path) -> TicketFamily:
-    """Combine finished ticket runs (same network, same weight seed) into a family in `out`."""
-    from safetensors.torch import save_file
-
-    from inborn.io import atomic_write
-    from inborn.store import RunDir
-    from inborn.store.run_dir import read_safetensors
-    from inborn.train.loop import build_model
-
-    if not ticket_dirs:
-        raise InbornError("a family needs at least one ticket")
-    docs = [RunDir(d).read_config() for d in ticket_dirs]
-    names = [str(d) for d in ticket_dirs]
-    for doc, name in zip(docs, names, strict=True):
-        if "supermask" not in doc["model"]:
-            raise InbornError(f"{name!r} is not a ticket (made by inborn search)")
-    check_compatible([d["model"] for d in docs], names)
-    model = build_model(docs[0]["model"]).eval()
-    tickets = []
-    for doc, name, path in zip(docs, names, ticket_dirs, strict=True):
-        tensors, meta = read_safetensors(RunDir(path).file(RunDir.MODEL))
-        if meta.get("inborn_weights_digest") not in (None, weights_digest(model)):
-            raise InbornError(f"ticket {name!r} was found on other weights than {names[0]!r}")
-        tickets.append(ticket_from_state(Path(name).name, doc["model"]["supermask"]["keep_ratio"], model, tensors))
-    order = sorted(range(len(tickets)), key=lambda i: tickets[i].keep_ratio)
-    family = TicketFamily(model, [tickets[i] for i in order])
-    run = RunDir(out)
-    config = {**docs[0]["config"], "members": [str(ticket_dirs[i]) for i in order]}
-    spec = dict(docs[0]["model"])
-    run.write_config(config, spec, kind="family")
-    tensors, meta = family_tensors(family)
-    atomic_write(run.file(FAMILY_FILE), lambda p: save_file(tensors, str(p), metadata=meta))
-    return family
-
-
-def load_family(path: str | Path, device: str | torch.device = "cpu") -> TicketFamily:
-    from inborn.store import RunDir
-    from inborn.store.run_dir import read_safetensors
-    from inborn.train.loop import build_model
-
-    run = RunDir(path)
-    doc = run.read_config()
-    if doc.get("kind") != "family":
-        raise InbornError(f"{str(path)!r} is not a ticket family (made by inborn family)")
-    tensors, meta = read_safetensors(run.file(FAMILY_FILE))
-    model = build_model(doc["model"]).eval()
-    return family_from_tensors(model, tensors, meta, path).to(device).eval()

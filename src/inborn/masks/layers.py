@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from inborn.masks.packing import unpack_on_device
 from inborn.masks.patterns import layer_mask
 
 
@@ -41,8 +42,6 @@ class MaskedLayer(nn.Module):
         if self.fixed_mask is not None:
             return self.fixed_mask
         if self.packed_mask is not None:
-            from inborn.masks.family import unpack_on_device
-
             return unpack_on_device(self.packed_mask, self.weight.shape).to(self.weight.dtype)
         if self._batch_mask is not None:
             return self._batch_mask

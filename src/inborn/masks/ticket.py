@@ -10,27 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from inborn.errors import InbornError
 from inborn.masks.convert import current_masks, fix_masks, masked_layers
 from inborn.masks.layers import MaskedLayer
+from inborn.masks.packing import pack_mask, unpack_mask
 
 MASK_PREFIX = "packed_mask::"
-
-
-def pack_mask(mask: torch.Tensor) -> torch.Tensor:
-    """1 bit per weight: a 0/1 tensor as uint8 bytes (numpy's packbits, big-endian bit order)."""
-    bits = mask.detach().cpu().flatten().to(torch.bool).numpy()
-    return torch.from_numpy(np.packbits(bits))
-
-
-def unpack_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    n = int(np.prod(shape))
-    bits = np.unpackbits(packed.cpu().numpy(), count=n)
-    return torch.from_numpy(bits.astype(np.float32)).view(shape)
 
 
 def frozen_weight_names(model: nn.Module) -> list[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from inborn.errors import InbornError
+
 # Importing the family modules registers them.
 from inborn.models import darts, densenet, frankle, mobilenet_v2, preact_resnet, resnet, vgg, wide_resnet  # noqa: F401
 from inborn.models.layers import Classifier, Normalize
@@ -32,7 +34,6 @@ def create_model(
     `mean`/`std` default to the identity (no normalisation); pass the data set's own.
     `affine_bn=False` makes every BatchNorm non-affine (no learnable scale or shift).
     """
-    from inborn.errors import InbornError
 
     entry = model_entry(name)
     if width <= 0:

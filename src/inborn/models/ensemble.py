@@ -3,17 +3,13 @@
 `Ensemble` averages its members' logits (`combine="logits"`) or their softmax probabilities
 (`combine="softmax"`, returned as log-probabilities so cross-entropy attacks still work).
 Gradients flow through every member, so a white-box attack attacks the whole ensemble.
-
-An ensemble run directory (`kind: ensemble`) holds only config.yaml: the members' absolute
-run paths and the combine rule. `inborn.load` rebuilds it from the members' own files.
+(Its run directory: inborn.runs.ensemble.)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
@@ -21,7 +17,6 @@ import torch.nn as nn
 from inborn.errors import InbornError
 
 COMBINES = ("logits", "softmax")
-KIND = "ensemble"
 
 
 class Ensemble(nn.Module):
@@ -62,76 +57,3 @@ def check_num_classes(counts: Sequence[int | None], names: Sequence[str]) -> Non
     if len(known) > 1:
         detail = ", ".join(f"{n}: {c}" for n, c in zip(names, counts, strict=True))
         raise InbornError(f"ensemble members disagree on the number of classes: {detail}")
-
-
-def member_docs(runs: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """The members' run configs, checked to be one data set and one class count."""
-    from inborn.store import RunDir
-
-    if not runs:
-        raise InbornError("an ensemble needs at least one member run")
-    docs = [RunDir(r).read_config() for r in runs]  # a missing run is a one-line error here
-    names = [str(r) for r in runs]
-    data = [d["config"].get("data") for d in docs]
-    if len(set(data)) > 1:
-        detail = ", ".join(f"{n}: {d}" for n, d in zip(names, data, strict=True))
-        raise InbornError(f"ensemble members were trained on different data sets: {detail}")
-    check_num_classes([d["model"].get("num_classes") for d in docs], names)
-    return docs
-
-
-def build_ensemble(runs: Sequence[str | Path], out: str | Path, *, combine: str = "logits",
-                   data_dir: str | None = None, device: str | torch.device = "cpu") -> Ensemble:
-    """Check and load the member runs, then write the ensemble's config.yaml into `out`.
-
-    Nothing is written unless every member loads; weights are never copied.
-    """
-    import inborn
-    from inborn.store import RunDir
-
-    if combine not in COMBINES:
-        raise InbornError(f"unknown combine rule {combine!r}; known: {', '.join(COMBINES)}")
-    docs = member_docs(runs)
-    paths = [str(Path(r).resolve()) for r in runs]
-    run = RunDir(out)
-    if Path(run.path).resolve() in {Path(p) for p in paths}:
-        raise InbornError(f"--out {str(run.path)!r} is one of the member runs")
-    if run.file(RunDir.CONFIG).exists():
-        kind = _kind_of(run)
-        if kind != KIND:  # never overwrite another kind of run
-            raise InbornError(f"{str(run.path)!r} already holds a {kind} run; choose another --out")
-    ensemble = Ensemble([inborn.load(p, device=device) for p in paths], combine, names=[str(r) for r in runs])
-    first = docs[0]["config"]
-    eps = {d["config"].get("eps") for d in docs}
-    config = {
-        "data": first["data"], "data_dir": data_dir if data_dir is not None else first.get("data_dir"),
-        "eps": eps.pop() if len(eps) == 1 else None,  # members' ε when they agree, else the data set's
-        "val_fraction": first.get("val_fraction", 0.1), "seed": first.get("seed", 0),
-        "members": paths, "combine": combine,
-    }
-    spec = {"arch": KIND, "combine": combine, "num_classes": docs[0]["model"].get("num_classes"),
-            "members": [d["model"].get("arch") for d in docs]}
-    run.write_config(config, spec, kind=KIND)
-    return ensemble
-
-
-def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> Ensemble:
-    """The ensemble of an ensemble run directory, members loaded from their own runs, eval mode."""
-    import inborn
-    from inborn.store import RunDir
-
-    run = RunDir(path)
-    doc = run.read_config()
-    if doc.get("kind") != KIND:
-        raise InbornError(f"{str(path)!r} is not an ensemble (made by inborn ensemble)")
-    members = list(doc["config"].get("members") or [])
-    member_docs(members)
-    return Ensemble([inborn.load(p, device=device) for p in members], doc["config"].get("combine", "logits"),
-                    names=members).eval()
-
-
-def _kind_of(run) -> str:
-    try:
-        return str(run.read_config().get("kind"))
-    except InbornError:
-        return "foreign"

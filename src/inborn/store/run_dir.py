@@ -22,16 +22,15 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from inborn import __version__
 from inborn.errors import InbornError
 from inborn.io import atomic_write, atomic_write_json, atomic_write_text
 
 
 def environment() -> dict[str, str]:
-    from inborn import __version__
-
     return {
         "inborn": __version__,
         "torch": str(torch.__version__),
@@ -128,19 +127,13 @@ class RunDir:
         return json.loads(path.read_text()) if path.exists() else {}
 
     # -- tensors ---------------------------------------------------------------
-    def save_model(
-        self, model: torch.nn.Module, model_spec: dict[str, Any], extra: dict[str, Any] | None = None
-    ) -> None:
-        from inborn.masks.ticket import is_supermask, ticket_tensors
-
-        meta = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {})}
-        if is_supermask(model):
-            state, ticket_meta = ticket_tensors(model, store_weights=model_spec.get("weights") == "stored")
-            meta.update(ticket_meta)
-        else:
-            state = model.state_dict()
+    def write_model(self, state: dict[str, torch.Tensor], model_spec: dict[str, Any],
+                    extra: dict[str, Any] | None = None, meta: dict[str, str] | None = None) -> None:
+        """The selected model's tensors, with its spec (and `meta`, e.g. a ticket's) in the header."""
+        header = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {}),
+                  **(meta or {})}
         tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=meta))
+        atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=header))
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -157,8 +150,6 @@ class RunDir:
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read tensors and metadata; a corrupt or foreign file is a one-line InbornError."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.exists():
         raise InbornError(f"no checkpoint at {str(path)!r}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.sweep import run_cells
 
 
 def run_or_fail(cells: list[Any], *, executor: str = "local", max_parallel: int | None = 1,
                 address: str | None = None, db: Any = None) -> None:
     """Run the cells not complete yet (resuming interrupted ones); a failed run ends the study with
     one line that names it, and the same command picks up from there."""
-    from inborn.sweep import run_cells
 
     results = run_cells(cells, executor=executor, max_parallel=max_parallel, address=address, db=db)
     failed = [r.cell.name for r in results if r.status == "failed"]

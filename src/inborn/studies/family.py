@@ -22,7 +22,7 @@ def _test_and_val(base: dict[str, Any], n: int, device):
 def prepare_family(preset: dict[str, Any], runs: Path, *, run: Any, device: str = "auto") -> dict[str, Any]:
     """Search the tickets (and baselines), gather the family, and load the test and validation images."""
     from inborn.device import resolve_device
-    from inborn.masks.family import build_family, load_family
+    from inborn.runs import build_family, load_family
 
     tickets = search_cells(preset, runs)
     baselines = baseline_cells(preset, runs)

@@ -11,60 +11,33 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from inborn.analysis.flops import count_flops, count_parameters
+from inborn.analysis.plots import plot_study_curves
+from inborn.data import load_data
+from inborn.device import resolve_device
 from inborn.errors import InbornError
+from inborn.evaluation.evaluate import evaluate
 from inborn.io import atomic_write_json, atomic_write_text
-from inborn.studies.report import markdown_table, write_csv
+from inborn.models.ensemble import Ensemble
+from inborn.models.registry import model_entry
+from inborn.runs import load
+from inborn.store import ResultsDB
+from inborn.studies.execute import run_or_fail
+from inborn.studies.nas_config import NasStudyConfig
+from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
+from inborn.tables import markdown_table, write_csv
+from inborn.train.config import TrainConfig
+from inborn.train.recipes import recipe_defaults
 
 HAND_CRAFTED, PUBLISHED_NAS, RANDOM_NAS, ENSEMBLE, TICKET = "hand-crafted", "NAS", "random NAS", "ensemble", "ticket"
 _RANGE = re.compile(r"^random:(\d+)-(\d+)$")
-
-
-@dataclass
-class NasStudyConfig:
-    data: str = "mnist5k"
-    data_dir: str | None = None
-    archs: list[str] = field(default_factory=lambda: ["resnet18", "vgg16_bn", "darts_v2", "pdarts", "random:0-2"])
-    # Architectures whose runs are ensembled (empty: no ensemble).
-    ensemble: list[str] = field(default_factory=lambda: ["random:0-2"])
-    combine: str = "logits"
-    epochs: int = 5
-    attacks: list[str] = field(default_factory=lambda: ["fgsm", "rfgsm", "stepll", "pgd", "autoattack"])
-    # ε grid in pixel units; None: the data set's usual ε times 1/8, 1/4, 1/2 and 1.
-    eps: list[float] | None = None
-    steps: int = 20
-    n: int = 500
-    aa_n: int = 100
-    # The ε at which AutoAttack runs (None: the whole grid). It is the slow attack, slowest at
-    # small ε where many images survive APGD and reach FAB and Square.
-    aa_eps: list[float] | None = None
-    # A robust scratch ticket column: a PGD-searched mask at this keep ratio for every architecture.
-    tickets: float | None = None
-    # Width multiplier of the hand-crafted networks, and options of the DARTS networks.
-    width: float = 1.0
-    nas_options: dict[str, Any] = field(default_factory=dict)
-    # Further training settings for every run (TrainConfig fields), e.g. lr, cutout, drop_path.
-    train: dict[str, Any] = field(default_factory=dict)
-    # The NAS recipe's extras, applied to the DARTS networks only.
-    nas_train: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> NasStudyConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InbornError(f"unknown nas study keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def expand_archs(items: list[str]) -> list[str]:
@@ -83,8 +56,6 @@ def expand_archs(items: list[str]) -> list[str]:
 
 
 def arch_family(arch: str) -> str:
-    from inborn.models.registry import model_entry
-
     if arch.startswith("random:"):
         return RANDOM_NAS
     return PUBLISHED_NAS if model_entry(arch).family == "darts" else HAND_CRAFTED
@@ -100,9 +71,6 @@ def eps_grid(cfg: NasStudyConfig, default_eps: float) -> list[float]:
 
 def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
     """One training run per architecture (and one ticket search each, if asked)."""
-    from inborn.sweep import Cell
-    from inborn.train.config import TrainConfig
-    from inborn.train.recipes import recipe_defaults
 
     cells = []
     for arch in expand_archs(cfg.archs):
@@ -138,8 +106,7 @@ def evaluate_model(model: torch.nn.Module, splits, cfg: NasStudyConfig, grid: li
 
     AutoAttack runs on the first `aa_n` images only (it is the slow one); the others on `n`.
     """
-    from inborn.analysis.evaluate import evaluate
-    from inborn.analysis.journal import model_fingerprint
+    from inborn.evaluation.journal import model_fingerprint
 
     key = _eval_key(cfg, grid, model_fingerprint(model))
     if cache.exists():
@@ -166,7 +133,7 @@ def evaluate_model(model: torch.nn.Module, splits, cfg: NasStudyConfig, grid: li
 def _worst_case(parts: list[dict[str, Any]], grid: list[float]) -> list[dict[str, Any]]:
     """Per ε, the share of images that are correct clean and survive every attack run at that ε,
     over the images all those attacks ran on (every evaluation takes the head of the test split)."""
-    from inborn.analysis.journal import unpack_flags
+    from inborn.evaluation.journal import unpack_flags
 
     out = []
     for e in grid:
@@ -184,7 +151,6 @@ def _worst_case(parts: list[dict[str, Any]], grid: list[float]) -> list[dict[str
 
 def _row(name: str, family: str, model: torch.nn.Module, shape: tuple[int, ...], result: dict[str, Any],
          ) -> dict[str, Any]:
-    from inborn.analysis.flops import count_flops, count_parameters
 
     params = count_parameters(model)  # as DARTS counts: without the auxiliary head
     row: dict[str, Any] = {"model": name, "family": family, "params": params,
@@ -202,11 +168,6 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
                   address: str | None = None, device: str = "auto", progress: bool = True,
                   db: str | Path | None = None) -> dict[str, Any]:
     """Train, evaluate and ensemble as `cfg` says; write the report into `out`; return its tables."""
-    from inborn.api import load
-    from inborn.data import load_data
-    from inborn.device import resolve_device
-    from inborn.models.ensemble import Ensemble
-    from inborn.studies.execute import run_or_fail
 
     out = Path(out)
     if cfg.combine not in ("logits", "softmax"):
@@ -256,7 +217,6 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     write_csv(out / "table.csv", rows, columns)
     if ensemble_rows:
         write_csv(out / "ensemble.csv", ensemble_rows, list(ensemble_rows[0]))
-    from inborn.analysis.plots import plot_study_curves
 
     plot_study_curves(rows, cfg.attacks, grid, out / "robust_vs_eps.png")
     findings = _findings(rows, grid, ensemble_rows, cfg.attacks)
@@ -356,8 +316,7 @@ def _report(cfg: NasStudyConfig, grid: list[float], rows: list[dict[str, Any]], 
 
 
 def _record(cells: list[Any], results: dict[str, dict[str, Any]], db: str | Path | None) -> None:
-    from inborn.analysis.results import evaluation_rows
-    from inborn.store import ResultsDB
+    from inborn.evaluation.results import evaluation_rows
 
     rows = []
     for cell in cells:

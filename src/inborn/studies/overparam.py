@@ -15,10 +15,10 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.studies.presets import with_value
-from inborn.studies.report import markdown_table, write_csv
 from inborn.studies.seeds import beyond_spread, fmt_spread, mean_std
 from inborn.studies.tickets import run_ticket_study
 from inborn.sweep.grid import safe_name
+from inborn.tables import markdown_table, write_csv
 
 
 def width_preset(preset: dict[str, Any], width: Any) -> dict[str, Any]:

@@ -14,9 +14,11 @@ import yaml
 
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
+from inborn.studies.nas_config import NasStudyConfig
+from inborn.train.config import TrainConfig
+from inborn.values import parse_eps
 
 PRESET_DIR = Path(__file__).parent / "presets"
-SCALES = ("quick", "paper")
 RUNNERS = ("tickets", "family", "nas", "tour", "overparam")
 SEEDED_RUNNERS = ("tickets", "overparam")  # the runners that repeat their cells over `seeds`
 
@@ -54,9 +56,6 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
     `overrides` maps dotted keys of the resolved preset (e.g. `base.epochs`) to new values. Every
     training config is validated, so a bad edit fails here, before any run starts.
     """
-    from inborn.cli.common import parse_eps
-    from inborn.train.config import TrainConfig
-
     doc = load_preset(name)
     if scale not in doc["scales"]:
         raise InbornError(f"study {doc['study']!r} has no {scale!r} scale; it has {', '.join(doc['scales'])}")
@@ -72,7 +71,6 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
         for key in ("eps", "aa_eps"):
             if study.get(key) is not None:
                 study[key] = [parse_eps(str(e)) for e in study[key]]
-        from inborn.studies.nas import NasStudyConfig
 
         NasStudyConfig.from_dict(study)
         return resolved

@@ -6,10 +6,16 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from inborn.data import load_data
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.studies.execute import run_or_fail
+from inborn.studies.family import run_family_study
+from inborn.studies.nas import run_nas_study
+from inborn.studies.nas_config import NasStudyConfig
 from inborn.studies.presets import resolve_preset
+from inborn.studies.tickets import run_ticket_study
+from inborn.studies.tour import run_tour
 
 # Where each official data set's files go (said when paper scale finds them missing).
 _DATA_HINTS = {
@@ -23,7 +29,6 @@ _DATA_HINTS = {
 def check_data(preset: dict[str, Any]) -> Any:
     """Load the study's data set once, so a missing one fails before anything is written;
     returns its DatasetInfo."""
-    from inborn.data import load_data
 
     settings = preset["settings"] if preset["runner"] == "nas" else preset["base"]
     name, root = settings.get("data", "mnist5k"), settings.get("data_dir")
@@ -51,27 +56,19 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address, db=db)
 
     if preset["runner"] == "nas":
-        from inborn.studies.nas import NasStudyConfig, run_nas_study
-
         result = run_nas_study(NasStudyConfig.from_dict(preset["settings"]), out, executor=executor,
                                max_parallel=max_parallel or 1, address=address, device=device, progress=progress,
                                db=db)
         return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}
     if preset["runner"] == "tickets":
-        from inborn.studies.tickets import run_ticket_study
-
         result = run_ticket_study(preset, out, run=run)
     elif preset["runner"] == "overparam":
         from inborn.studies.overparam import run_overparam_study
 
         result = run_overparam_study(preset, out, run=run)
     elif preset["runner"] == "tour":
-        from inborn.studies.tour import run_tour
-
         result = run_tour(preset, out, run=run, device=device, progress=progress)
     else:
-        from inborn.studies.family import run_family_study
-
         result = run_family_study(preset, out, run=run, device=device, progress=progress)
     atomic_write_text(out / "report.md", result["report"])
     return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}

@@ -26,7 +26,7 @@ def weight_count(spec: dict[str, Any]) -> int:
     """Conv and linear weights of the dense network of `spec`."""
     import torch.nn as nn
 
-    from inborn.train.loop import build_model
+    from inborn.spec.build import build_model
 
     model = build_model(plain_spec(spec))
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear))

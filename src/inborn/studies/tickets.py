@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.io import atomic_write
+from inborn.store import RunDir
 from inborn.studies.presets import with_value
-from inborn.studies.report import markdown_table, write_csv
 from inborn.studies.seeds import fmt_spread, mean_std, ordering_sentence, seed_suffix, seeded, study_seeds
+from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
+from inborn.tables import markdown_table, write_csv
 
 BASELINES = ("dense-at", "size-matched", "random-mask")
 DENSE = "dense PGD-AT"
@@ -52,8 +55,6 @@ def baseline_names(preset: dict[str, Any]) -> list[str]:
 
 
 def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
-    from inborn.sweep import Cell
-
     vary = preset["vary"]
     return [Cell(name=_named(f"RST {vary}={v}", s), kind="search",
                  config=seeded(with_value(preset["base"], vary, v), s),
@@ -63,8 +64,6 @@ def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
 
 def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
     """Dense PGD-AT of the same network, once per seed (the other baselines follow the tickets)."""
-    from inborn.sweep import Cell
-
     if "dense-at" not in baseline_names(preset):
         return []
     return [Cell(name=_named(DENSE, s), kind="train",
@@ -73,8 +72,6 @@ def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
 
 
 def finetune_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> list[Any]:
-    from inborn.sweep import Cell
-
     cells = []
     for weights in preset.get("finetune", []):
         for ticket in tickets:
@@ -91,10 +88,7 @@ def matched_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> tup
     """Size-matched dense and random-mask baselines of finished tickets. Tickets with the same
     structure (keep ratio, pattern, scope; e.g. an inits study's) share one cell per seed. Returns
     the cells and (ticket cell, baseline cell) pairs. Both are PGD-AT whatever searched the ticket."""
-    from inborn.store import RunDir
     from inborn.studies.sizes import config_with_size, run_nonzero, size_matched
-    from inborn.sweep import Cell
-
     names = baseline_names(preset)
     cells: dict[Path, Any] = {}
     per_ticket: list[tuple[Any, Any]] = []  # (ticket cell, baseline cell)
@@ -132,7 +126,6 @@ class Measured:
 
 
 def measured(run: Path) -> Measured:
-    from inborn.store import RunDir
     from inborn.studies.sizes import run_nonzero
 
     rd = RunDir(run)
@@ -341,7 +334,6 @@ def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from inborn.io import atomic_write
 
     values = list(table)
     numeric = all(isinstance(v, int | float) for v in values)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inborn.io import atomic_write_text
 from inborn.studies.family import prepare_family, r2s_report, transfer_report
 from inborn.studies.tickets import run_ticket_study
 
 
 def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto", progress: bool = True,
              ) -> dict[str, Any]:
-    from inborn.io import atomic_write_text
 
     runs = out / "runs"
     parts = {"existence": run_ticket_study(preset, out / "existence", run=run, runs=runs)}

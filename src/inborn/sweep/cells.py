@@ -2,13 +2,14 @@
 
 A cell's directory holds, besides the run's own files:
     cell.json   what the cell is (kind, config, extra args): a re-run with other settings is refused
-    cell.yaml   the config passed to `inborn <kind> --config` (ticket and finetune settings go as flags)
+    cell.yaml   the config passed to `inborn <kind> --config`: the cell's settings, all of them
     cell.log    stdout and stderr of every attempt, each after a `== start` line
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,10 +18,13 @@ from typing import Any
 
 import yaml
 
+from inborn.data import dataset_entry
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
+from inborn.models.registry import model_entry
 from inborn.store import ResultsDB, RunDir
 from inborn.sweep import grid as grid_mod
+from inborn.train.config import TrainConfig
 
 CELL_JSON = "cell.json"
 CELL_YAML = "cell.yaml"
@@ -30,10 +34,6 @@ CELL_LOG = "cell.log"
 CELL_DB = "cell.db"
 START_MARK = "== start "
 
-# ticket key -> `inborn search` flag (booleans are store_true flags).
-_TICKET_FLAGS = {"keep_ratio": "--keep", "pattern": "--pattern", "init": "--init", "scope": "--scope",
-                 "dense_first": "--dense-first", "dense_last": "--dense-last", "scale_fan": "--scale-fan",
-                 "weight_seed": "--weight-seed"}
 
 
 @dataclass
@@ -79,9 +79,6 @@ def check_kind(kind: str, config: dict[str, Any], name: str) -> None:
 
 def plan_cells(base_config: str | Path, specs: list[str], out: str | Path) -> list[Cell]:
     """The cells of `inborn sweep BASE --grid ... --out OUT`, each checked before anything runs."""
-    from inborn.data import dataset_entry
-    from inborn.models.registry import model_entry
-    from inborn.train.config import TrainConfig
 
     kind, base = grid_mod.load_base(base_config)
     grid = grid_mod.parse_grid(specs)
@@ -112,7 +109,6 @@ def check_cell(cell: Cell) -> None:
     if cell.kind not in grid_mod.KINDS:
         raise InbornError(f"cell {cell.name!r}: kind must be one of {', '.join(grid_mod.KINDS)}, got {cell.kind!r}")
     check_kind(cell.kind, cell.config, cell.name)
-    cell_command(cell, "results.db", resume=False)  # raises on settings that have no flag
     path = cell.out / CELL_JSON
     if path.exists() and json.loads(path.read_text()) != cell.spec():
         raise InbornError(f"{str(cell.out)!r} was made with other settings than this sweep's; "
@@ -137,49 +133,23 @@ def should_resume(cell: Cell) -> bool:
     return (cell.out / RunDir.CONFIG).exists()
 
 
-def _split_config(cell: Cell) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
-    """(the --config part, ticket, from_run, finetune): the last three go as flags."""
-    config = cell.spec()["config"]
-    return config, config.pop("ticket", None) or {}, config.pop("from_run", None), config.pop("finetune", None) or {}
-
-
 def write_cell_files(cell: Cell) -> None:
     cell.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cell.out / CELL_JSON, cell.spec())
-    atomic_write_text(cell.out / CELL_YAML, yaml.safe_dump(_split_config(cell)[0], sort_keys=False))
+    atomic_write_text(cell.out / CELL_YAML, yaml.safe_dump(cell.spec()["config"], sort_keys=False))
 
 
 def cell_command(cell: Cell, db: str | Path, resume: bool) -> list[str]:
-    """`python -m inborn <kind> --config DIR/cell.yaml --out DIR ...` (see `write_cell_files`)."""
-    config, ticket, from_run, finetune = _split_config(cell)
-    cmd = [sys.executable, "-m", "inborn", cell.kind]
-    if cell.kind == "finetune":
-        cmd.append(str(finetune["ticket"]))
-    cmd += ["--config", str(cell.out / CELL_YAML), "--out", str(cell.out), "--db", str(db), "--quiet"]
-    if "adv" in config:  # search and finetune default to pgd over the config's adv; say it as a flag
-        cmd += ["--adv", str(config["adv"])]
-    for key, value in ticket.items():
-        flag = _TICKET_FLAGS.get(key)
-        if flag is None:
-            raise InbornError(f"cell {cell.name!r}: `inborn search` has no flag for ticket.{key}; "
-                              f"settable: {', '.join(_TICKET_FLAGS)}")
-        if isinstance(value, bool):
-            cmd += [flag] if value else []
-        else:
-            cmd += [flag, str(value)]
-    if from_run:
-        cmd += ["--from-run", str(from_run)]
-    for key in ("weights", "mask"):
-        if key in finetune:
-            cmd += [f"--{key}", str(finetune[key])]
+    """`python -m inborn <kind> --config DIR/cell.yaml --out DIR ...` (see `write_cell_files`): every
+    setting, the ticket's and the fine-tuning's included, goes in the YAML."""
+    cmd = [sys.executable, "-m", "inborn", cell.kind, "--config", str(cell.out / CELL_YAML), "--out", str(cell.out),
+           "--db", str(db), "--quiet"]
     if resume:
         cmd.append("--resume")
     return cmd + list(cell.extra_args)
 
 
 def start_line(cmd: list[str]) -> str:
-    import shlex
-
     return f"{START_MARK}{time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(cmd)}\n"
 
 

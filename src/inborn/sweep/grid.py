@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from dataclasses import fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,16 @@ import yaml
 
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
+from inborn.masks.config import SupermaskConfig
+from inborn.train.config import FinetuneConfig, TrainConfig, setting_fields
 
 KINDS = ("train", "search", "finetune")
 ALIASES = {"keep": "ticket.keep_ratio"}
-# Sub-keys a dotted key may set, for the dict fields whose keys are known (model_kwargs is open).
-# ticket's are those `inborn search` has flags for; finetune's those `inborn finetune` has.
+# Sub-keys a dotted key may set, for the dict fields whose keys are known (model_kwargs is open):
+# the fields of the ticket's and the fine-tuning's settings dataclasses.
 SUBKEYS: dict[str, dict[str, str] | None] = {
-    "ticket": {"keep_ratio": "float", "pattern": "str", "init": "str", "scope": "str", "dense_first": "bool",
-               "dense_last": "bool", "scale_fan": "bool", "weight_seed": "int"},
-    "finetune": {"ticket": "str", "weights": "str", "mask": "str"},
+    "ticket": setting_fields(SupermaskConfig),
+    "finetune": setting_fields(FinetuneConfig),
     "model_kwargs": None,
 }
 _SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -40,9 +40,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 
 def config_fields() -> dict[str, str]:
     """TrainConfig's fields and their annotations (strings, e.g. 'float | None')."""
-    from inborn.train.config import TrainConfig
-
-    return {f.name: str(f.type) for f in fields(TrainConfig)}
+    return setting_fields(TrainConfig)
 
 
 def parse_value(text: str) -> Any:

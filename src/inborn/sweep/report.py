@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 from inborn.io import atomic_write_text
 from inborn.sweep.executors import CellResult
 from inborn.sweep.grid import value_text
+from inborn.tables import csv_text, markdown_table
 
 FIGURES = ("clean_acc", "robust_acc", "hrs")
 
@@ -30,31 +29,9 @@ def result_rows(results: list[CellResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
-    return buf.getvalue()
-
-
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "(no cells)\n"
-
-    def cell(v: Any) -> str:
-        text = "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-        return text.replace("|", "\\|")
-
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def write_report(out: str | Path, results: list[CellResult]) -> list[dict[str, Any]]:
     rows = result_rows(results)
-    atomic_write_text(Path(out) / "sweep.csv", to_csv(rows))
-    atomic_write_text(Path(out) / "sweep.md", to_markdown(rows))
+    atomic_write_text(Path(out) / "sweep.csv", csv_text(rows))
+    table = markdown_table(rows, digits=4, missing="-") if rows else "(no cells)"
+    atomic_write_text(Path(out) / "sweep.md", table + "\n")
     return rows

@@ -1,6 +1,10 @@
-"""Training: natural and adversarial (PGD, FGSM, FGSM-RS, free)."""
+"""Training: natural and adversarial (PGD, FGSM, FGSM-RS, free).
 
+`TrainConfig` imports no torch (the command line builds its flags from it); `train` loads on first use.
+"""
+
+from inborn.lazy import lazy_exports
 from inborn.train.config import TrainConfig
-from inborn.train.loop import build_model, train
 
-__all__ = ["TrainConfig", "build_model", "train"]
+__all__ = ["TrainConfig", "train"]
+__getattr__, __dir__ = lazy_exports(globals(), {"train": "inborn.train.loop"})

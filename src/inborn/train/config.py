@@ -1,64 +1,81 @@
-"""The training configuration: every knob of a run, resolved and written to its directory."""
+"""The training configuration: every knob of a run, resolved and written to its directory.
+
+Each field is one setting with its help text; `inborn train`, `search` and `finetune` build their
+flags from these fields, and a YAML config or a sweep cell sets them by name. No torch here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.masks.config import SupermaskConfig
+from inborn.settings import check_keys, setting
+from inborn.train.schedules import SCHEDULES
 
 ADV_METHODS = ("none", "pgd", "fgsm", "fgsm-rs", "free")
+ADV_MODES = ("train", "eval")
+WEIGHT_MODES = ("inherit", "reinit", "dense")
+MASK_MODES = ("ticket", "random")
 
 
 @dataclass
 class TrainConfig:
-    data: str = "mnist5k"
-    data_dir: str | None = None
-    arch: str = "conv4"
-    width: float = 1.0
-    affine_bn: bool = True
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    schedule: str = "multistep"
-    milestones: list[int] | None = None
-    grad_clip: float | None = None
-    augment: bool = True
+    data: str = setting("mnist5k", "data set name (see `inborn data`), default mnist5k")
+    data_dir: str | None = setting(None, "directory holding the data set's files (local data sets)")
+    arch: str = setting("conv4", "model name (see `inborn models`), default conv4")
+    width: float = setting(1.0, "channel width multiplier, default 1.0")
+    affine_bn: bool = setting(True, "non-affine BatchNorm (no learnable scale/shift)")
+    model_kwargs: dict[str, Any] = setting(
+        factory=dict, help="a model option, e.g. init_channels=8 or layers=5 for DARTS networks (repeatable)",
+        flag="--model-opt", parse="options")
+    epochs: int = setting(10, "training epochs")
+    batch_size: int = setting(128, "batch size (default: the data set's recipe)")
+    lr: float = setting(0.1, "learning rate (default: the data set's recipe)")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(5e-4, "SGD weight decay")
+    nesterov: bool = setting(False, "Nesterov momentum")
+    schedule: str = setting("multistep", "learning-rate schedule (default: the data set's recipe)",
+                            choices=SCHEDULES)
+    milestones: list[int] | None = setting(None, "epochs at which multistep divides the lr by 10, e.g. 80,120",
+                                           parse="int_list")
+    grad_clip: float | None = setting(None, "clip the gradient norm to this value")
+    augment: bool = setting(True, "no random crop / flip")
     # The NAS recipe (DARTS): cutout patch side in pixels (0: off), weight of the auxiliary
     # head's loss (0: no head), and the final drop-path probability, reached linearly.
-    cutout: int = 0
-    aux_weight: float = 0.0
-    drop_path: float = 0.0
+    cutout: int = setting(0, "cutout patch side in pixels (NAS recipe; 0: off)")
+    aux_weight: float = setting(0.0, "auxiliary head loss weight (NAS recipe, e.g. 0.4; 0: no head)")
+    drop_path: float = setting(0.0, "final drop-path probability, reached linearly (NAS recipe)")
     # Adversarial training. ε and step sizes are in pixel units.
-    adv: str = "none"
-    eps: float | None = None
-    adv_steps: int = 7
-    adv_step_size: float | None = None
-    free_replays: int = 4
-    adv_mode: str = "train"
-    eps_warmup_epochs: float = 0.0
+    adv: str = setting("none", "adversarial training: none, pgd, fgsm, fgsm-rs, free (default none; pgd for "
+                               "search and finetune)")
+    eps: float | None = setting(None, "ε in pixel units, e.g. 0.3 or 8/255 (default: the data set's usual ε)",
+                                parse="eps")
+    adv_steps: int = setting(7, "PGD steps for adv pgd (default 7)")
+    adv_step_size: float | None = setting(None, "attack step in pixel units (default ε/4; 1.25ε for fgsm-rs)",
+                                          parse="eps")
+    free_replays: int = setting(4, "minibatch replays for adv free (default 4)")
+    adv_mode: str = setting("train", "model mode while making training attacks", choices=ADV_MODES)
+    eps_warmup_epochs: float = setting(0.0, "epochs over which ε ramps up linearly from 0", flag="--eps-warmup")
     # Model selection on the validation split (never on test).
-    val_fraction: float = 0.1
-    select_attack_steps: int = 10
-    test_attack_steps: int = 20
+    val_fraction: float = setting(0.1, "share of train held out for model selection (0.1)")
+    select_attack_steps: int = setting(10, "PGD steps of the validation attack that selects the checkpoint")
+    test_attack_steps: int = setting(20, "PGD steps of the final test attack")
     # Also test every epoch and report the best test figure, labelled as the RST reference's
     # protocol (selection on test: optimistic, never used to choose the model).
-    test_every_epoch: bool = False
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
+    test_every_epoch: bool = setting(False, "also report the best test robust accuracy over epochs (the RST "
+                                            "reference's protocol, labelled as such; never used for selection)")
+    seed: int = setting(0, "seed of the run (data order, validation split, attacks)")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    amp: bool = setting(True, "no bf16 autocast on CUDA")
     # Robust scratch tickets: when set, only a mask over frozen weights is learned. The keys
-    # are `to_supermask`'s (keep_ratio, pattern, init, scope, dense_first, dense_last,
-    # scale_fan, weight_seed). `from_run` searches on a trained run's weights instead.
-    ticket: dict[str, Any] | None = None
-    from_run: str | None = None
-    # Training on a ticket's structure: {"ticket": RUN, "weights": inherit|reinit|dense,
-    # "mask": ticket|random} (see inborn.train.finetune).
-    finetune: dict[str, Any] | None = None
+    # are SupermaskConfig's fields (`to_supermask`'s keywords). `from_run` searches on a trained
+    # run's weights instead.
+    ticket: dict[str, Any] | None = setting(None, "a ticket's settings (SupermaskConfig)", cli=False)
+    from_run: str | None = setting(None, "search on this trained run's weights (a robust trained ticket)")
+    # Training on a ticket's structure: FinetuneConfig's fields (see inborn.train.finetune).
+    finetune: dict[str, Any] | None = setting(None, "fine-tuning settings (FinetuneConfig)", cli=False)
 
     @property
     def kind(self) -> str:
@@ -77,7 +94,7 @@ class TrainConfig:
             raise InbornError(f"batch size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise InbornError(f"learning rate must be positive, got {self.lr}")
-        if self.adv_mode not in ("train", "eval"):
+        if self.adv_mode not in ADV_MODES:
             raise InbornError(f"adv_mode must be train or eval, got {self.adv_mode!r}")
         if self.cutout < 0:
             raise InbornError(f"cutout must be >= 0 pixels, got {self.cutout}")
@@ -87,6 +104,12 @@ class TrainConfig:
             raise InbornError(f"drop-path probability must be in [0, 1), got {self.drop_path}")
         if self.adv != "none" and self.adv_steps < 1:
             raise InbornError(f"adversarial steps must be >= 1, got {self.adv_steps}")
+        if self.ticket is not None:
+            SupermaskConfig.from_dict(self.ticket)
+        if self.from_run and self.ticket is None:
+            raise InbornError("from_run is the trained run a ticket is searched on: it needs ticket settings")
+        if self.finetune is not None:
+            FinetuneConfig.from_dict(self.finetune).validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,8 +117,37 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise InbornError(f"unknown training config keys: {', '.join(sorted(unknown))}")
+        check_keys(cls, d, "training config")
         return cls(**d)
+
+
+@dataclass
+class FinetuneConfig:
+    """Training on a ticket's structure: which weights start, and under which mask."""
+
+    ticket: str | None = setting(None, "a run directory made by inborn search", cli=False)
+    weights: str = setting("inherit", "the ticket's own random weights, fresh ones, or the whole network "
+                                      "from the masked weights", choices=WEIGHT_MODES)
+    mask: str = setting("ticket", "the ticket's mask, or a random one of the same size", choices=MASK_MODES)
+
+    def validate(self) -> FinetuneConfig:
+        if not self.ticket:
+            raise InbornError("fine-tuning needs finetune.ticket: the run directory of a ticket")
+        if self.weights not in WEIGHT_MODES:
+            raise InbornError(f"unknown finetune weights {self.weights!r}; known: {', '.join(WEIGHT_MODES)}")
+        if self.mask not in MASK_MODES:
+            raise InbornError(f"unknown finetune mask {self.mask!r}; known: {', '.join(MASK_MODES)}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        check_keys(cls, d, "finetune")
+        return cls(**d)
+
+
+def setting_fields(cls: type) -> dict[str, str]:
+    """A settings dataclass's fields and their annotations (strings, e.g. 'float | None')."""
+    return {f.name: str(f.type) for f in fields(cls)}

@@ -17,10 +17,11 @@ import torch.nn as nn
 from inborn.errors import InbornError
 from inborn.masks import compute_masks, fix_masks, masked_layers
 from inborn.masks.init import random_weight
+from inborn.runs import load
+from inborn.spec import build_model, plain_spec
+from inborn.spec.export import export_plain
 from inborn.store import RunDir
-
-WEIGHT_MODES = ("inherit", "reinit", "dense")
-MASK_MODES = ("ticket", "random")
+from inborn.train.config import FinetuneConfig
 
 
 def ticket_run_config(path: str) -> dict[str, Any]:
@@ -32,15 +33,8 @@ def ticket_run_config(path: str) -> dict[str, Any]:
 
 def finetune_start(finetune: dict[str, Any], seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train and the spec it is saved under."""
-    from inborn.api import load
-    from inborn.masks.export import export_plain
-    from inborn.train.loop import build_model
-
-    weights, mask = finetune.get("weights", "inherit"), finetune.get("mask", "ticket")
-    if weights not in WEIGHT_MODES:
-        raise InbornError(f"unknown --weights {weights!r}; known: {', '.join(WEIGHT_MODES)}")
-    if mask not in MASK_MODES:
-        raise InbornError(f"unknown --mask {mask!r}; known: {', '.join(MASK_MODES)}")
+    settings = FinetuneConfig.from_dict(finetune).validate()
+    weights, mask = settings.weights, settings.mask
     spec = dict(ticket_run_config(finetune["ticket"])["model"])
     model = load(finetune["ticket"])
     gen = torch.Generator().manual_seed(10_007 + seed)
@@ -51,7 +45,7 @@ def finetune_start(finetune: dict[str, Any], seed: int) -> tuple[nn.Module, dict
         fix_masks(model, compute_masks(model))
     if weights == "dense":
         tensors, _ = export_plain(model, spec)
-        spec = {k: v for k, v in spec.items() if k not in ("supermask", "weights")}
+        spec = plain_spec(spec)
         dense = build_model(spec)
         dense.load_state_dict(tensors)
         return dense, spec

@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.analysis.evaluate import evaluate
-from inborn.analysis.results import evaluation_rows
 from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, cutout, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
-from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen, to_supermask
+from inborn.evaluation.evaluate import evaluate
+from inborn.evaluation.results import evaluation_rows
+from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen
 from inborn.masks.ticket import is_supermask
-from inborn.models import create_model
+from inborn.runs import load, save_model
 from inborn.seeding import epoch_seed, seed_everything
+from inborn.spec import build_model
 from inborn.store import ResultsDB, RunDir
 from inborn.train.config import TrainConfig
+from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
 
 NO_VALIDATION = "no validation split: no selection is possible, so the last epoch is the one tested"
@@ -56,21 +59,6 @@ def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
     return spec
 
 
-def build_model(spec: dict[str, Any], dense_weights: nn.Module | None = None) -> nn.Module:
-    """The network of `spec`; a supermask network when the spec has one (over `dense_weights`'
-    trained weights if given, else over weights redrawn from the spec's seed)."""
-    model = create_model(
-        spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
-        image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
-        mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
-    )
-    if dense_weights is not None:
-        model.load_state_dict(dense_weights.state_dict())
-    if "supermask" in spec:
-        to_supermask(model, **spec["supermask"], reinit_weights=spec.get("weights", "seed") == "seed")
-    return model
-
-
 def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
     """The attack that makes training examples; `free` is handled inside the loop."""
     if cfg.adv in ("none", "free"):
@@ -83,11 +71,36 @@ def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
     return attack
 
 
-def _set_eps(attack: Attack, eps: float, step_per_eps: float | None) -> None:
-    """Set ε (and the step in proportion) during the ε warm-up."""
-    attack.eps = eps
-    if step_per_eps is not None:
-        attack.step_size = step_per_eps * eps
+@dataclass
+class _Trainer:
+    """What every training step uses: the network (`net`, DDP-wrapped under torchrun; attacks and
+    evaluation use the bare `model`), its optimiser and trained parameters, the settings, and the
+    attack that makes the training examples (None for natural and free training)."""
+
+    net: nn.Module
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    cfg: TrainConfig
+    attack: Attack | None
+    step_per_eps: float | None  # the attack's step as a multiple of ε, kept during the ε warm-up
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+    def clip_and_step(self) -> None:
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+
+
+def schedule(cfg: TrainConfig, progress: float, eps: float) -> tuple[float, float]:
+    """(learning rate, ε) after `progress` epochs (fractional): the lr schedule and the ε warm-up,
+    pure functions of progress, so a resumed run gets exactly the values it would have had."""
+    lr = learning_rate(cfg.schedule, cfg.lr, progress, cfg.epochs, cfg.milestones)
+    warm = cfg.eps_warmup_epochs
+    return lr, (eps * min(1.0, progress / warm) if warm > 0 else eps)
 
 
 def train(
@@ -103,9 +116,7 @@ def train(
     if resume:
         cfg = TrainConfig.from_dict(run.read_config()["config"])
     elif run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
-        raise InbornError(
-            f"{str(run.path)!r} already holds a run; pass --resume to continue it or choose another --out"
-        )
+        raise InbornError(f"{str(run.path)!r} already holds a run; resume it or choose another run directory")
     cfg.validate()
     # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
     lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
@@ -118,97 +129,30 @@ def train(
 def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
            progress: bool) -> dict[str, Any]:
     device = distributed.init_from_env(resolve_device(cfg.device))
-    main, world = distributed.is_main(), distributed.world_size()
+    main = distributed.is_main()
     progress = progress and main
-    info = splits.info
-    eps = info.default_eps if cfg.eps is None else cfg.eps
+    eps = splits.info.default_eps if cfg.eps is None else cfg.eps
     cfg.eps = eps
 
     if len(splits.val) == 0 and main:
         warnings.warn(NO_VALIDATION, stacklevel=3)
     seed_everything(cfg.seed)
-    if cfg.finetune is not None:
-        from inborn.train.finetune import finetune_start
-
-        model, spec = finetune_start(cfg.finetune, cfg.seed)
-    else:
-        spec = model_spec_for(cfg, splits)
-        model = build_model(spec, dense_weights=_trained_weights(cfg, spec))
+    model, spec = _initial_model(cfg, splits)
     model = prepare_model(model, device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.nesterov)
-
+    trainer = _trainer(cfg, model, eps)
     start_epoch, history, best = 0, [], {"epoch": -1, "score": float("-inf")}
     if resume and (ckpt := run.load_checkpoint()) is not None:
         tensors, state = ckpt
-        restore_training_state(model, opt, tensors)
+        restore_training_state(model, trainer.opt, tensors)
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
-    net = distributed.wrap(model, device)  # trains the weights; attacks and evaluation use `model`
+    trainer.net = distributed.wrap(model, device)  # trains the weights; attacks and evaluation use `model`
     if main and (not resume or start_epoch == 0):
         run.write_config(cfg.to_dict(), spec, kind=cfg.kind)
     if main:
         db.upsert_run(run.path, kind=cfg.kind, status="running", config=cfg.to_dict())
 
-    attack = training_attack(cfg, eps)
-    step_per_eps = attack.step_size / eps if attack is not None and hasattr(attack, "step_size") and eps > 0 else None
-    iters = max(1, -(-len(splits.train) // cfg.batch_size))
-    free_delta: torch.Tensor | None = None
     for epoch in range(start_epoch, cfg.epochs):
-        seed = epoch_seed(cfg.seed, epoch)
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        net.train()
-        _set_drop_path(model, cfg.drop_path * epoch / cfg.epochs)
-        t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
-        batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
-        bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for i, (x, y) in enumerate(bar):
-            progress_epochs = epoch + i / iters
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg.schedule, cfg.lr, progress_epochs, cfg.epochs, cfg.milestones)
-            if cfg.augment:
-                x = random_crop_flip(x, info.crop_padding, info.flip, generator=gen)
-            x = cutout(x, cfg.cutout, generator=gen)
-            if len(y) < world:  # a last global batch too small to give every rank a sample
-                continue
-            # Augmented as one global batch (same random draws as one process), then sliced.
-            global_n = len(y)
-            x, y = distributed.shard(x, y)
-            # DDP averages the ranks' gradients; weighting each rank's mean loss by its share of
-            # the batch makes that average the gradient of the global mean when shards differ by one.
-            share = len(y) * world / global_n
-            cur_eps = eps * min(1.0, progress_epochs / cfg.eps_warmup_epochs) if cfg.eps_warmup_epochs > 0 else eps
-            if cfg.adv == "free":
-                loss, logits, free_delta = _free_step(net, opt, x, y, cur_eps, cfg, free_delta, params, share)
-            else:
-                # Masks (if any) are computed once per batch; the attack steps take no
-                # gradient to the scores. Both are no-ops for an ordinary network.
-                with reuse_masks(model):
-                    if attack is not None:
-                        _set_eps(attack, cur_eps, step_per_eps)
-                        with scores_frozen(model):
-                            x = attack(model, x, y)
-                    with autocast(device, cfg.amp):
-                        logits = net(x).float()
-                    loss = F.cross_entropy(logits, y)
-                    if cfg.aux_weight > 0:
-                        loss = loss + cfg.aux_weight * F.cross_entropy(_aux_logits(model).float(), y)
-                    opt.zero_grad(set_to_none=True)
-                    (loss * share).backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += logits.argmax(1).eq(y).sum().item()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        free_delta = None  # restart the free perturbation each epoch so resume replays exactly
-        totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
-        seen, loss_sum, correct = distributed.all_reduce_sum(totals).tolist()  # over all ranks
-
-        record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                  "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+        record = _train_epoch(trainer, splits, epoch, eps, device, progress)
         if main:  # the other ranks wait at the barrier below
             record.update(validate(model, splits, cfg, eps))
             if cfg.test_every_epoch:
@@ -217,8 +161,8 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             # Without a validation split nothing can be selected: the last epoch is kept.
             if record["select_on"] == "last_epoch" or record["select_score"] > best["score"]:
                 best = {"epoch": epoch, "score": record["select_score"]}
-                run.save_model(model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
-            run.save_checkpoint(training_state(model, opt), {"epoch": epoch, "history": history, "best": best})
+                save_model(run, model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
+            run.save_checkpoint(training_state(model, trainer.opt), {"epoch": epoch, "history": history, "best": best})
             run.write_metrics(history)
             if progress:
                 tqdm.write(_epoch_line(record, cfg.epochs))
@@ -230,6 +174,123 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
         db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
         db.add_results(evaluation_rows(test_result, run.path, "test"))
     return distributed.broadcast_object(summary)  # the same summary on every rank
+
+
+def _initial_model(cfg: TrainConfig, splits: DataSplits) -> tuple[nn.Module, dict[str, Any]]:
+    """The network to train and the spec it is saved under: a ticket's structure when fine-tuning,
+    else the configured network (a supermask over random or, with from_run, trained weights)."""
+    if cfg.finetune is not None:
+        return finetune_start(cfg.finetune, cfg.seed)
+    spec = model_spec_for(cfg, splits)
+    return build_model(spec, dense_weights=_trained_weights(cfg, spec)), spec
+
+
+def _trainer(cfg: TrainConfig, model: nn.Module, eps: float) -> _Trainer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov)
+    attack = training_attack(cfg, eps)
+    step_per_eps = attack.step_size / eps if attack is not None and hasattr(attack, "step_size") and eps > 0 else None
+    return _Trainer(model, model, opt, params, cfg, attack, step_per_eps)  # `net` is wrapped once restored
+
+
+def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device: torch.device,
+                 progress: bool) -> dict[str, Any]:
+    """One pass over the training split; every epoch reseeds from (seed, epoch), so resume replays it.
+
+    Under torchrun each batch is augmented whole (the same random draws as one process), then
+    each rank takes its slice of it.
+    """
+    cfg, info, world = t.cfg, splits.info, distributed.world_size()
+    seed = epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    t.net.train()
+    _set_drop_path(t.model, cfg.drop_path * epoch / cfg.epochs)
+    t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
+    iters = max(1, -(-len(splits.train) // cfg.batch_size))
+    batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
+    bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    free_delta: torch.Tensor | None = None  # restarts each epoch, so that resume replays exactly
+    for i, (x, y) in enumerate(bar):
+        lr, cur_eps = schedule(cfg, epoch + i / iters, eps)
+        t.set_lr(lr)
+        if cfg.augment:
+            x = random_crop_flip(x, info.crop_padding, info.flip, generator=gen)
+        x = cutout(x, cfg.cutout, generator=gen)
+        if len(y) < world:  # a last global batch too small to give every rank a sample
+            continue
+        global_n = len(y)
+        x, y = distributed.shard(x, y)
+        # DDP averages the ranks' gradients; weighting each rank's mean loss by its share of
+        # the batch makes that average the gradient of the global mean when shards differ by one.
+        share = len(y) * world / global_n
+        if cfg.adv == "free":
+            loss, logits, free_delta = _free_step(t, x, y, cur_eps, share, free_delta)
+        else:
+            loss, logits = _pgd_step(t, x, y, cur_eps, share)
+        seen += len(y)
+        loss_sum += loss.item() * len(y)
+        correct += logits.argmax(1).eq(y).sum().item()
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
+    seen, loss_sum, correct = distributed.all_reduce_sum(totals).tolist()  # over all ranks
+    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+            "lr": t.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+
+
+def _pgd_step(t: _Trainer, x: torch.Tensor, y: torch.Tensor, eps: float,
+              share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of PGD-AT (or FGSM / FGSM-RS training, or natural training when there is no
+    attack): attack the batch at `eps`, then one gradient step on it. Returns (loss, logits)."""
+    cfg, model = t.cfg, t.model
+    # Masks (if any) are computed once per batch; the attack steps take no gradient to the
+    # scores. Both are no-ops for an ordinary network.
+    with reuse_masks(model):
+        if t.attack is not None:
+            _set_eps(t.attack, eps, t.step_per_eps)
+            with scores_frozen(model):
+                x = t.attack(model, x, y)
+        with autocast(x.device, cfg.amp):
+            logits = t.net(x).float()
+        loss = F.cross_entropy(logits, y)
+        if cfg.aux_weight > 0:
+            loss = loss + cfg.aux_weight * F.cross_entropy(_aux_logits(model).float(), y)
+        t.opt.zero_grad(set_to_none=True)
+        (loss * share).backward()
+    t.clip_and_step()
+    return loss, logits
+
+
+def _free_step(t: _Trainer, x: torch.Tensor, y: torch.Tensor, eps: float, share: float,
+               delta: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Free adversarial training (Shafahi et al. 2019): replay the batch, one backward feeds
+    both the weights and the perturbation, which carries over to the next batch.
+    Returns (loss, logits, the perturbation to carry over)."""
+    if delta is None or delta.shape[1:] != x.shape[1:]:
+        delta = torch.zeros_like(x[:1]).expand_as(x).clone()
+    if len(delta) < len(x):
+        delta = torch.cat([delta, torch.zeros_like(x[: len(x) - len(delta)])])
+    d = delta[: len(x)]
+    for _ in range(t.cfg.free_replays):
+        x_adv = (x + d).clamp(0, 1).requires_grad_(True)
+        with reuse_masks(t.net), autocast(x.device, t.cfg.amp):
+            logits = t.net(x_adv).float()
+            loss = F.cross_entropy(logits, y)
+            t.opt.zero_grad(set_to_none=True)
+            (loss * share).backward()  # a positive weight leaves the sign step below unchanged
+        d = (d + eps * x_adv.grad.sign()).clamp(-eps, eps).detach()
+        t.clip_and_step()
+    delta = delta.clone()
+    delta[: len(x)] = d
+    return loss.detach(), logits.detach(), delta
+
+
+def _set_eps(attack: Attack, eps: float, step_per_eps: float | None) -> None:
+    """Set ε (and the step in proportion) during the ε warm-up."""
+    attack.eps = eps
+    if step_per_eps is not None:
+        attack.step_size = step_per_eps * eps
 
 
 def _set_drop_path(model: nn.Module, prob: float) -> None:
@@ -252,41 +313,15 @@ def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None
     """For a robust trained ticket: the trained run's model, which must be the same network."""
     if not cfg.from_run:
         return None
-    from inborn.api import load
-
     doc = RunDir(cfg.from_run).read_config()
     if doc.get("kind") != "train" or "supermask" in doc["model"]:
-        raise InbornError(f"--from-run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
+        raise InbornError(f"from_run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
     source = doc["model"]
     keys = ("arch", "num_classes", "in_channels", "image_size", "width", "kwargs")
     if any(source.get(k) != spec.get(k) for k in keys):
-        raise InbornError(f"--from-run {cfg.from_run!r} holds {source.get('arch')!r} (width {source.get('width')}), "
+        raise InbornError(f"from_run {cfg.from_run!r} holds {source.get('arch')!r} (width {source.get('width')}), "
                           f"not {spec['arch']!r} (width {spec['width']}) on this data: use the same architecture")
     return load(cfg.from_run)
-
-
-def _free_step(model, opt, x, y, eps, cfg, delta, params, share):
-    """Free adversarial training (Shafahi et al. 2019): replay the batch, one backward feeds
-    both the weights and the perturbation, which carries over to the next batch."""
-    if delta is None or delta.shape[1:] != x.shape[1:]:
-        delta = torch.zeros_like(x[:1]).expand_as(x).clone()
-    if len(delta) < len(x):
-        delta = torch.cat([delta, torch.zeros_like(x[: len(x) - len(delta)])])
-    d = delta[: len(x)]
-    for _ in range(cfg.free_replays):
-        x_adv = (x + d).clamp(0, 1).requires_grad_(True)
-        with reuse_masks(model), autocast(x.device, cfg.amp):
-            logits = model(x_adv).float()
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            (loss * share).backward()  # a positive weight leaves the sign step below unchanged
-        d = (d + eps * x_adv.grad.sign()).clamp(-eps, eps).detach()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-    delta = delta.clone()
-    delta[: len(x)] = d
-    return loss.detach(), logits.detach(), delta
 
 
 def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float) -> dict[str, Any]:
@@ -316,7 +351,7 @@ def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSpli
            ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Test the selected checkpoint once (PGD at the run's ε), write the summary; return it
     and the test evaluation."""
-    from inborn.api import load
+    from inborn.runs import load
 
     model = load(run.path, device=device)
     res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,

@@ -1,4 +1,6 @@
-"""The Python entry points: `inborn.load(run_dir)` and `inborn.evaluate(model, dataset, ...)`."""
+"""`inborn.load(run_dir)`: a run directory as a model, whatever the run's kind (a trained network,
+a ticket, a ticket family as its Random RST Switch, an ensemble); and `save_model`, its inverse
+for the selected model of a training run."""
 
 from __future__ import annotations
 
@@ -10,28 +12,26 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from inborn.analysis.evaluate import evaluate as _evaluate
-from inborn.data import TensorSplit, load_data
+from inborn.defenses import RandomSwitch
 from inborn.device import prepare_model, resolve_device
 from inborn.errors import InbornError
+from inborn.masks.ticket import is_supermask, load_ticket_tensors, ticket_tensors
+from inborn.models.ensemble import Ensemble
+from inborn.runs.ensemble import KIND as ENSEMBLE
+from inborn.runs.ensemble import ensemble_members, ensemble_run, member_docs, write_ensemble_config
+from inborn.runs.family import load_family
+from inborn.spec import build_model
 from inborn.store.run_dir import RunDir, read_safetensors
 
 
 def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
     """The selected model of a run, in eval mode: pixels in [0,1] in, logits out."""
-    from inborn.train.loop import build_model
-
     run = RunDir(run_dir)
     doc = run.read_config()
     if doc.get("kind") == "family":  # a ticket family loads as its Random RST Switch
-        from inborn.defenses import RandomSwitch
-        from inborn.masks.family import load_family
-
         device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
         return RandomSwitch(load_family(run.path, device)).eval()
-    if doc.get("kind") == "ensemble":  # members load from their own runs
-        from inborn.models.ensemble import load_ensemble
-
+    if doc.get("kind") == ENSEMBLE:  # members load from their own runs
         return load_ensemble(run.path, device)
     spec = doc["model"]
     path = run.file(RunDir.MODEL)
@@ -46,8 +46,6 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
         )
     model = build_model(spec)
     if "supermask" in spec:
-        from inborn.masks.ticket import load_ticket_tensors
-
         load_ticket_tensors(model, tensors, meta, str(path))
     else:
         load_weights(model, tensors, str(path))
@@ -68,22 +66,32 @@ def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], source: str
     model.load_state_dict(tensors)
 
 
-def evaluate(
-    model: nn.Module,
-    dataset: str | TensorSplit | tuple[torch.Tensor, torch.Tensor],
-    *,
-    attacks: Sequence[str] = ("pgd",),
-    eps: float | Sequence[float] = 8 / 255,
-    split: str = "test",
-    data_dir: str | Path | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """Clean and robust accuracy, the worst case over attacks and the HRS, as `inborn eval` gives.
+def save_model(run: RunDir, model: nn.Module, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    """Write `model` as the run's selected model: a ticket as its scores and bit-packed masks
+    (its random weights only when they cannot be redrawn), any other network as its state dict."""
+    meta: dict[str, str] = {}
+    if is_supermask(model):
+        state, meta = ticket_tensors(model, store_weights=spec.get("weights") == "stored")
+    else:
+        state = model.state_dict()
+    run.write_model(state, spec, extra=extra, meta=meta)
 
-    `dataset` is a registered name (its `split` is used), a TensorSplit or an (x, y) pair.
+
+def build_ensemble(runs: Sequence[str | Path], out: str | Path, *, combine: str = "logits",
+                   data_dir: str | None = None, device: str | torch.device = "cpu") -> Ensemble:
+    """Check and load the member runs, then write the ensemble's config.yaml into `out`.
+
+    Nothing is written unless every member loads; weights are never copied.
     """
-    if isinstance(dataset, str):
-        splits = load_data(dataset, data_dir)
-        dataset = getattr(splits, split)
-    eps_list = [eps] if isinstance(eps, int | float) else list(eps)
-    return _evaluate(model, dataset, attacks=list(attacks), eps=eps_list, **kwargs)
+    docs = member_docs(runs)
+    paths = [str(Path(r).resolve()) for r in runs]
+    run = ensemble_run(out, paths, combine)
+    ensemble = Ensemble([load(p, device=device) for p in paths], combine, names=[str(r) for r in runs])
+    write_ensemble_config(run, docs, paths, combine, data_dir)
+    return ensemble
+
+
+def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> Ensemble:
+    """The ensemble of an ensemble run directory, members loaded from their own runs, eval mode."""
+    members, combine = ensemble_members(path)
+    return Ensemble([load(p, device=device) for p in members], combine, names=members).eval()

@@ -15,14 +15,12 @@ import torch.nn as nn
 
 from inborn.errors import InbornError
 from inborn.masks.convert import masked_layers
+from inborn.spec.build import build_model, plain_spec
 
 
 def export_plain(ticket: nn.Module, spec: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict of the plain network, size report). `ticket` is a loaded supermask model."""
-    from inborn.train.loop import build_model
-
-    plain_spec = {k: v for k, v in spec.items() if k not in ("supermask", "weights")}
-    plain = build_model(plain_spec).to("cpu").eval()
+    plain = build_model(plain_spec(spec)).to("cpu").eval()
     ticket = ticket.to("cpu").eval()
     own = ticket.state_dict()
     masked = {name: layer for name, layer in ticket.named_modules() if layer in set(masked_layers(ticket))}
@@ -71,6 +69,5 @@ def _check_same_function(ticket: nn.Module, plain: nn.Module, spec: dict[str, An
 
 
 def export_metadata(spec: dict[str, Any], report: dict[str, Any]) -> dict[str, str]:
-    plain_spec = {k: v for k, v in spec.items() if k not in ("supermask", "weights")}
-    return {"inborn_model": json.dumps(plain_spec, sort_keys=True), "inborn_export": json.dumps(report),
+    return {"inborn_model": json.dumps(plain_spec(spec), sort_keys=True), "inborn_export": json.dumps(report),
             "format": "plain state dict; dropped weights are zeros"}

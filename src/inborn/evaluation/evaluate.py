@@ -26,12 +26,12 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.analysis.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags
-from inborn.analysis.metrics import harmonic_robustness_score
 from inborn.attacks import ATTACKS, Attack, AutoAttack, build_attack, is_iterative, model_mode
 from inborn.data.base import TensorSplit
 from inborn.device import autocast
 from inborn.errors import InbornError
+from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags
+from inborn.evaluation.metrics import harmonic_robustness_score
 
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
 RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given

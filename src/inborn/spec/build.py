@@ -1,0 +1,33 @@
+"""`build_model(spec)`: the network a spec describes, a supermask network when it has a ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from inborn.masks import to_supermask
+from inborn.models import create_model
+
+# Keys a ticket adds to the spec of its plain network.
+TICKET_KEYS = ("supermask", "weights")
+
+
+def build_model(spec: dict[str, Any], dense_weights: nn.Module | None = None) -> nn.Module:
+    """The network of `spec`; a supermask network when the spec has one (over `dense_weights`'
+    trained weights if given, else over weights redrawn from the spec's seed)."""
+    model = create_model(
+        spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
+        image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
+        mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
+    )
+    if dense_weights is not None:
+        model.load_state_dict(dense_weights.state_dict())
+    if "supermask" in spec:
+        to_supermask(model, **spec["supermask"], reinit_weights=spec.get("weights", "seed") == "seed")
+    return model
+
+
+def plain_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec of the ordinary dense network under a ticket."""
+    return {k: v for k, v in spec.items() if k not in TICKET_KEYS}
