@@ -115,7 +115,8 @@ def is_randomised(model: nn.Module, x: torch.Tensor, forwards: int = 8, tol: flo
 
 def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None, *,
              device: torch.device | str | None = None, progress: bool = False, journal: str | Path | None = None,
-             split_over_ranks: bool = False, per_sample: bool = False, **overrides: Any) -> dict[str, Any]:
+             split_over_ranks: bool = False, per_sample: bool = False, identify: bool = True,
+             **overrides: Any) -> dict[str, Any]:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
     Settings come as one `EvalSettings` and/or as its fields by keyword (`attacks=["pgd"], eps=[0.3]`).
@@ -125,7 +126,8 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     the same model and settings skips the batches it holds; the file is removed at the end.
     With `split_over_ranks`, every torchrun rank must call this, and each attacks its share of
     the batches (without it, under torchrun, the calling rank evaluates everything alone).
-    `per_sample` adds every sample's flags (strings of 0/1) to the result.
+    `per_sample` adds every sample's flags (strings of 0/1) to the result. `identify=False` skips
+    hashing the model (its `fingerprint` is then empty): for evaluations no row or journal keeps.
     """
     s = dataclasses.replace(settings or EvalSettings(), **overrides).validate()
     device = device if device is not None else next(model.parameters()).device
@@ -138,7 +140,7 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     grid = _attack_grid(s)
     total = -(-size // s.batch_size)
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
-    model_hash = model_fingerprint(model) if rank == 0 else ""
+    model_hash = model_fingerprint(model) if rank == 0 and (identify or journal is not None) else ""
     # Rank 0 alone reads and writes the journal; the others receive what it holds.
     key = fingerprint(model_hash, {**dataclasses.asdict(s), "examples": size})
     log = EvalJournal(journal if journal is not None and rank == 0 else None, key)

@@ -331,10 +331,11 @@ def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float)
         return {"select_on": "last_epoch", "select_score": 0.0}
     if cfg.adv == "none":
         with reuse_masks(model):
-            res = evaluate(model, splits.val, attacks=[], eps=[])
+            res = evaluate(model, splits.val, attacks=[], eps=[], identify=False)
         return {"val_clean_acc": res["clean_acc"], "select_on": "val_clean_acc", "select_score": res["clean_acc"]}
     with reuse_masks(model):
-        res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0)
+        res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0,
+                       identify=False)
     robust = res["results"][0]["robust_acc"]
     return {"val_clean_acc": res["clean_acc"], "val_robust_acc": robust,
             "select_on": f"val_pgd{cfg.select_attack_steps}_acc", "select_score": robust}
