@@ -11,7 +11,8 @@ from inborn.cli import main
 from inborn.studies.presets import load_preset, preset_names, resolve_preset
 from inborn.studies.reproduce import run_study
 
-TINY = {"base.data": "digits", "base.arch": "conv2", "base.width": 0.25, "base.epochs": 1, "base.eps": None}
+TINY = {"base.data": "digits", "base.arch": "conv2", "base.width": 0.25, "base.epochs": 1, "base.eps": None,
+        "seeds": None}  # one run per cell
 
 
 @pytest.mark.parametrize("name", preset_names())

@@ -334,7 +334,6 @@ def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     values = list(table)
     numeric = all(isinstance(v, int | float) for v in values)
     xs = values if numeric else list(range(len(values)))
@@ -356,8 +355,8 @@ def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: 
                 ax.axhspan(m - sd, m + sd, color=color, alpha=0.12, linewidth=0)
     if numeric and max(values) / max(min(values), 1e-9) >= 10:
         ax.set_xscale("log")
-    if not numeric:
-        ax.set_xticks(xs, [str(v) for v in values])
+        ax.minorticks_off()  # a log axis's own minor labels collide (2x10^-1 3x10^-1 ...)
+    ax.set_xticks(xs, [f"{v:g}" if numeric else str(v) for v in values])  # the measured points only
     ax.set_xlabel(vary)
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
