@@ -155,3 +155,27 @@ def test_an_ordering_needs_a_spread_to_go_beyond():
     assert not beyond_spread([0.9], [0.1])
     assert "within the spread" in ordering_sentence("a", [0.6, 0.5, 0.55], "b", [0.52, 0.56, 0.54])
     assert ordering_sentence("a", [0.5], "b", [0.6]).startswith("b > a")
+
+
+def test_overparam_reads_the_ratio_per_width_over_seeds_and_says_whether_it_rises(tmp_path):
+    from inborn.studies.overparam import run_overparam_study
+
+    def figures(cell):  # dense 0.8 at every width; the keep-0.5 ticket climbs with width
+        seed, width = cell.config.get("seed", 0), cell.config.get("width", 1)
+        ticket = cell.config.get("ticket")
+        if not ticket:
+            return 0.8 + 0.001 * seed, 0.8
+        value = {0.25: 0.56, 1: 0.72}[width] if ticket["keep_ratio"] == 0.5 else 0.4
+        return value + 0.002 * seed, value
+
+    study = preset(vary="ticket.keep_ratio", values=[0.1, 0.5], widths=[0.25, 1], seeds=[0, 1, 2])
+    result = run_overparam_study(study, tmp_path, run=FakeSweep(figures))
+    rows = {row["width"]: row for row in result["rows"]}
+    assert set(rows) == {0.25, 1} and all(row["seeds"] == 3 for row in rows.values())
+    assert all(row["best keep (val)"] == 0.5 for row in rows.values())
+    expected = statistics.mean(0.72 + 0.002 * s for s in range(3)) / statistics.mean(0.8 + 0.001 * s for s in range(3))
+    assert rows[1]["ratio"] == pytest.approx(expected, rel=1e-3)
+    assert rows[0.25]["weights"] < rows[1]["weights"]
+    assert "rises" in result["report"] and "beyond the spread" in result["report"]
+    assert (tmp_path / "figure.png").stat().st_size > 0
+    assert [r["width"] for r in csv.DictReader((tmp_path / "table.csv").read_text().splitlines())] == ["0.25", "1"]
