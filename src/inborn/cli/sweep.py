@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from inborn.cli.common import count_arg, real_arg
 from inborn.errors import InbornError
 from inborn.tables import text_table
 
@@ -22,11 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="sweep directory: one run directory per cell, and the tables")
     p.add_argument("--executor", default="local", metavar="local|ray", help="local (subprocesses here, default) or ray")
     p.add_argument("--address", help="Ray cluster address (e.g. ray://head:10001 or auto); default: a local instance")
-    p.add_argument("--max-parallel", type=int, metavar="N",
+    p.add_argument("--max-parallel", type=count_arg, metavar="N",
                    help="runs at once (local default: one per GPU slot, else one per 2 cores; Ray cluster: all)")
-    p.add_argument("--gpus-per-run", type=float, default=0, metavar="G",
+    p.add_argument("--gpus-per-run", type=real_arg(0), default=0, metavar="G",
                    help="GPUs per run, may be a fraction (default 0)")
-    p.add_argument("--cpus-per-run", type=int, metavar="N", help="CPU threads per run (default: the cores shared out)")
+    p.add_argument("--cpus-per-run", type=count_arg, metavar="N",
+                   help="CPU threads per run (default: the cores shared out)")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and what would run; run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

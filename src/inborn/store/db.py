@@ -128,6 +128,38 @@ class ResultsDB:
                  config.get("seed"), status, now, now, json.dumps(summary) if summary is not None else None),
             )
 
+    def mark_run(self, path: str | Path, status: str, *, only_if: str | None = None) -> bool:
+        """Set a run's status (e.g. `failed`); with `only_if`, only when it is that now. Returns
+        whether a row changed."""
+        path = str(Path(path).resolve())
+        sql, args = "UPDATE runs SET status = ?, updated = ? WHERE path = ?", [status, time.time(), path]
+        if only_if is not None:
+            sql += " AND status = ?"
+            args.append(only_if)
+        with self.connect(write=True) as c:
+            return c.execute(sql, args).rowcount > 0
+
+    def check(self) -> None:
+        """The database can be used, checked before any work: a SQLite file (or none yet) at a
+        path whose directory exists or can be made. A one-line InbornError otherwise."""
+        path = self.path
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise InbornError(f"results database {str(path)!r} is not a file (--db names the database file)")
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(16)
+            except OSError as e:
+                raise InbornError(f"cannot read results database {str(path)!r}: {e.strerror}") from e
+            if head and head != b"SQLite format 3\x00":
+                raise InbornError(f"{str(path)!r} is not a SQLite database; pass another --db")
+            if not os.access(path, os.W_OK):
+                raise InbornError(f"results database {str(path)!r} is not writable")
+            return
+        from inborn.store.guard import check_creatable
+
+        check_creatable(path)
+
     def add_results(self, rows: list[dict[str, Any]]) -> None:
         """Rows as `analysis.results.result_row` builds them; a row with the identity of one
         already stored (every setting equal) replaces it."""

@@ -12,9 +12,11 @@ Every file is written atomically; tensors go through safetensors, never pickle.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +28,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from inborn import __version__
-from inborn.errors import InbornError
-from inborn.io import atomic_write, atomic_write_json, atomic_write_text
+from inborn.errors import InbornError, one_line
+from inborn.io import atomic_write, atomic_write_json, atomic_write_text, strict_json
 
 
 def environment() -> dict[str, str]:
@@ -68,8 +70,7 @@ class RunDir:
             yield
             return
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        fd = self._open_lock()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:  # BlockingIOError when held; anything else is as fatal
@@ -89,6 +90,27 @@ class RunDir:
         finally:
             os.close(fd)  # releases the lock
 
+    def _open_lock(self) -> int:
+        """The lock file, never through a symbolic link (whose target would be overwritten) and
+        only a regular file; a run directory that cannot be written is one line saying so."""
+        path = self.file(self.LOCK)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            if e.errno == errno.ELOOP or path.is_symlink():
+                raise InbornError(f"{str(path)!r} is a symbolic link; inborn's lock must be a plain file "
+                                  "(remove it)") from e
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise InbornError(f"run directory {str(self.path)!r} cannot be written ({os.strerror(e.errno)}); "
+                                  "inborn writes its lock and results there: copy the run to a writable "
+                                  "place and use that copy") from e
+            raise InbornError(f"cannot open the lock {str(path)!r}: {one_line(e)}") from e
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InbornError(f"{str(path)!r} is not a regular file; inborn's lock must be a plain file (remove it)")
+        return fd
+
     # -- config --------------------------------------------------------------
     def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:
         doc = {"kind": kind, "config": config, "model": model_spec, "env": environment()}
@@ -106,11 +128,12 @@ class RunDir:
             raise InbornError(f"{str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from e
         if not isinstance(doc, dict) or "model" not in doc or "config" not in doc:
             raise InbornError(f"{str(path)!r} is not an inborn run config (needs 'config' and 'model')")
+        check_config_doc(doc, path)
         return doc
 
     # -- metrics ---------------------------------------------------------------
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(h, sort_keys=True) + "\n" for h in history)
+        text = "".join(strict_json(h, sort_keys=True) + "\n" for h in history)
         atomic_write_text(self.file(self.METRICS), text)
 
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -137,7 +160,7 @@ class RunDir:
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        meta = {"inborn_state": json.dumps(state, sort_keys=True)}
+        meta = {"inborn_state": strict_json(state, sort_keys=True)}
         atomic_write(self.file(self.CHECKPOINT), lambda p: save_file(tensors, str(p), metadata=meta))
 
     def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -145,7 +168,30 @@ class RunDir:
         if not path.exists():
             return None
         tensors, meta = read_safetensors(path)
-        return tensors, json.loads(meta.get("inborn_state", "{}"))
+        try:
+            state = json.loads(meta["inborn_state"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state metadata is missing "
+                              "or not JSON)") from e
+        if (not isinstance(state, dict) or not isinstance(state.get("epoch"), int)
+                or not isinstance(state.get("history"), list) or not isinstance(state.get("best"), dict)):
+            raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state lacks epoch, "
+                              "history or best)")
+        return tensors, state
+
+
+def check_config_doc(doc: dict[str, Any], path: str | Path) -> None:
+    """The shape every inborn config.yaml has: a kind, a config mapping naming its data set, a
+    model mapping naming its architecture; anything else is a one-line error on read."""
+    where = str(path)
+    if not isinstance(doc.get("config"), dict) or not isinstance(doc.get("model"), dict):
+        raise InbornError(f"{where!r} is not an inborn run config ('config' and 'model' must be mappings)")
+    if "kind" in doc and not isinstance(doc["kind"], str):
+        raise InbornError(f"{where!r}: 'kind' must be a name, got {doc['kind']!r}")
+    if not isinstance(doc["config"].get("data"), str):
+        raise InbornError(f"{where!r}: config.data must name a data set, got {doc['config'].get('data')!r}")
+    if not isinstance(doc["model"].get("arch"), str):
+        raise InbornError(f"{where!r}: model.arch must name a model, got {doc['model'].get('arch')!r}")
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
