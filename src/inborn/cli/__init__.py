@@ -52,15 +52,18 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = _run(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage mistake (one line, exit 2): returned, not raised
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    code = _run(args)
     from inborn import distributed  # torch: imported once a command has run, so `--help` stays fast
 
     distributed.exit_now(code)  # under torchrun only: see there
     return code
 
 
-def _run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+def _run(args: Any) -> int:
     previous = _on_sigterm()
     try:
         return int(args.func(args) or 0)

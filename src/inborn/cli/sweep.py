@@ -46,8 +46,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise InbornError(f"unknown executor {args.executor!r}; use local or ray")
     if args.address and args.executor != "ray":
         raise InbornError("--address is for --executor ray")
+    from inborn.store.guard import check_output, claim_study
+
     cells = cells_mod.plan_cells(args.config, args.grid, args.out)
     db = ResultsDB(args.db)
+    db.check()
+    for cell in cells:
+        cells_mod.check_cell(cell)
+        check_output(cell.out, cell.kind)  # a cell's directory: new, or a run of the cell's kind
     if args.dry_run:
         if args.executor == "ray":
             require_ray()
@@ -62,6 +68,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(text_table(rows))
         print(f"{sum(r['would'] == 'run' for r in rows)} of {len(rows)} cells would run")
         return 0
+    claim_study(args.out, "sweep")
     results = run_cells(cells, args.executor, max_parallel=args.max_parallel, gpus_per_run=args.gpus_per_run,
                         address=args.address, db=db, cpus_per_run=args.cpus_per_run, progress=not args.quiet)
     write_report(args.out, results)
