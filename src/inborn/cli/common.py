@@ -44,7 +44,7 @@ def real_arg(low: float | None = None, high: float | None = None, *, low_open: b
     """An argparse type: a finite real number in the given range."""
     def parse(text: str) -> float:
         try:
-            return parse_real(text, "the value", low=low, high=high, low_open=low_open, high_open=high_open)
+            return parse_real(text, "value", low=low, high=high, low_open=low_open, high_open=high_open)
         except InbornError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
     parse.__name__ = "number"

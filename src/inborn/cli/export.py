@@ -24,7 +24,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from inborn.store import RunDir
     from inborn.store.guard import check_output_file
 
-    spec = RunDir(args.ticket).read_config()["model"]
+    doc = RunDir(args.ticket).read_config()
+    spec = doc["model"]
+    if doc.get("kind") == "family":
+        raise InbornError(f"{args.ticket!r} is a ticket family; export one of its tickets (its tickets/ runs)")
     if "supermask" not in spec:
         raise InbornError(f"{args.ticket!r} is not a ticket (made by inborn search); its model is dense already")
     check_output_file(args.out)  # never a directory, a run's own file, or a file inborn did not write

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
-from inborn.cli.common import int_arg, parse_int_list, parse_names, parse_options, real_arg
+from inborn.cli.common import int_arg, parse_int_list, parse_names, parse_options
 from inborn.errors import InbornError
 from inborn.settings import check_value
-from inborn.values import parse_eps, parse_eps_list, parse_ratio
+from inborn.values import parse_eps, parse_eps_list, parse_ratio, parse_real
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "eps": parse_eps, "eps_list": parse_eps_list, "names": parse_names, "int_list": parse_int_list,
@@ -25,11 +25,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 
 def _number_type(f: Field, base: str) -> Callable[[str], Any]:
     """The argparse type of a number flag: parsed, finite, and within the field's bounds."""
-    parse_float = real_arg()
-
     def parse(text: str) -> Any:
-        value = int_arg(text) if base == "int" else parse_float(text)
         try:
+            value = int_arg(text) if base == "int" else parse_real(text, f.name)
             check_value(f, value, f.name)
         except InbornError as e:
             raise argparse.ArgumentTypeError(str(e)) from None

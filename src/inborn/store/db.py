@@ -131,6 +131,8 @@ class ResultsDB:
     def mark_run(self, path: str | Path, status: str, *, only_if: str | None = None) -> bool:
         """Set a run's status (e.g. `failed`); with `only_if`, only when it is that now. Returns
         whether a row changed."""
+        if not self.path.exists():
+            return False
         path = str(Path(path).resolve())
         sql, args = "UPDATE runs SET status = ?, updated = ? WHERE path = ?", [status, time.time(), path]
         if only_if is not None:

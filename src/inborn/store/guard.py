@@ -91,6 +91,7 @@ def check_output(path: str | Path, kinds: str | Iterable[str], *, what: str = "-
     holds before its own config exists (a family's `tickets/`)."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     path = Path(path)
+    check_name(path)
     if not path.exists() and not path.is_symlink():
         check_creatable(path)
         return
@@ -146,6 +147,7 @@ def check_output_file(path: str | Path, *, what: str = "--out", export_key: str 
     """A single file to write (an export): not a directory, not a file of a run directory, and
     not an existing file that inborn did not write (a safetensors file with `export_key`)."""
     path = Path(path)
+    check_name(path)
     if path.is_dir():
         raise InbornError(f"{what} {_q(path)} is a directory; name the file to write, e.g. "
                           f"{str(path / 'model.safetensors')!r}")

@@ -101,6 +101,9 @@ class RunDir:
             if e.errno == errno.ELOOP or path.is_symlink():
                 raise InbornError(f"{str(path)!r} is a symbolic link; inborn's lock must be a plain file "
                                   "(remove it)") from e
+            if e.errno == errno.EISDIR:
+                raise InbornError(f"{str(path)!r} is a directory; inborn's lock must be a plain file "
+                                  "(remove it)") from e
             if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise InbornError(f"run directory {str(self.path)!r} cannot be written ({os.strerror(e.errno)}); "
                                   "inborn writes its lock and results there: copy the run to a writable "
@@ -168,16 +171,35 @@ class RunDir:
         if not path.exists():
             return None
         tensors, meta = read_safetensors(path)
+        return tensors, _training_state(meta, path)
+
+    def checkpoint_shapes(self) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]] | None:
+        """The checkpoint's tensor shapes and training state, read from its header only (no
+        tensor is loaded): what a resume checks before it takes the lock."""
+        path = self.file(self.CHECKPOINT)
+        if not path.exists():
+            return None
         try:
-            state = json.loads(meta["inborn_state"])
-        except (KeyError, ValueError, TypeError) as e:
-            raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state metadata is missing "
-                              "or not JSON)") from e
-        if (not isinstance(state, dict) or not isinstance(state.get("epoch"), int)
-                or not isinstance(state.get("history"), list) or not isinstance(state.get("best"), dict)):
-            raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state lacks epoch, "
-                              "history or best)")
-        return tensors, state
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as e:
+            raise InbornError(f"{str(path)!r} is not a readable safetensors file ({str(e).splitlines()[0]})") from e
+        return shapes, _training_state(meta, path)
+
+
+def _training_state(meta: dict[str, str], path: Path) -> dict[str, Any]:
+    """The training state in a checkpoint's metadata, checked: a one-line error if foreign."""
+    try:
+        state = json.loads(meta["inborn_state"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state metadata is missing "
+                          "or not JSON)") from e
+    if (not isinstance(state, dict) or not isinstance(state.get("epoch"), int)
+            or not isinstance(state.get("history"), list) or not isinstance(state.get("best"), dict)):
+        raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state lacks epoch, "
+                          "history or best)")
+    return state
 
 
 def check_config_doc(doc: dict[str, Any], path: str | Path) -> None:

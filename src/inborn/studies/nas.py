@@ -187,6 +187,8 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     cells = study_cells(cfg, out)
     for cell in cells:
         check_settings(cell.config, cell.name)
+    if db is not None:
+        ResultsDB(db).check()
     claim_study(out, "study")
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
     run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db)

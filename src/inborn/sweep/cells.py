@@ -108,17 +108,14 @@ def check_settings(config: dict[str, Any], name: str) -> None:
     """Everything about a cell's settings that can be known before it runs: types, ranges, names
     (data set, model, mask pattern, weight init). Unknown names and bad values fail here, once,
     in the parent, before any worker starts or any directory is made."""
-    from inborn.masks.init import INITS
-    from inborn.masks.patterns import check_pattern
+    from inborn.train.loop import check_ticket_names
 
     try:
         cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **config}).validate()
         dataset_entry(cfg.data)
         model_entry(cfg.arch)
         if cfg.ticket is not None:
-            check_pattern(str(cfg.ticket.get("pattern", "element")), cfg.ticket["keep_ratio"])
-            if cfg.ticket.get("init", "signed_constant") not in INITS:
-                raise InbornError(f"unknown weight init {cfg.ticket['init']!r}; known: {', '.join(INITS)}")
+            check_ticket_names(cfg.ticket)
     except TypeError as e:
         raise InbornError(f"cell {name!r}: {e}") from e
     except InbornError as e:

@@ -135,12 +135,42 @@ def train(
         check_output(run.path, cfg.kind)  # new, empty, or a run of this kind: never a user's files
         if run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
             raise InbornError(f"{str(run.path)!r} already holds a run; resume it or choose another run directory")
+    if cfg.ticket is not None:  # the ticket's names too, before the run directory exists
+        check_ticket_names(cfg.ticket)
     # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
     lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     # The data first: a missing data set must fail before the run directory is created.
     splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if resume:
+        _check_resumable(run, cfg, splits)
     with lock:
         return _train_recorded(run, cfg, splits, resume=resume, db=db or ResultsDB(), progress=progress)
+
+
+def _check_resumable(run: RunDir, cfg: TrainConfig, splits: DataSplits) -> None:
+    """A checkpoint to resume from must be inborn's and fit the run's model: checked from its
+    header before the lock is taken, so a foreign or mismatched one changes no file."""
+    found = run.checkpoint_shapes()
+    if found is None:
+        return
+    shapes, _ = found
+    model, spec = _initial_model(cfg, splits)
+    own = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+    stored = {k: v for k, v in shapes.items() if k.startswith("model.")}
+    if own != stored:
+        bad = sorted(set(own) ^ set(stored)) or sorted(k for k in own if own[k] != stored[k])
+        raise InbornError(f"the checkpoint in {str(run.path)!r} does not fit the run's model ({spec.get('arch')}, "
+                          f"width {spec.get('width')}): e.g. {bad[0]}")
+
+
+def check_ticket_names(ticket: dict[str, Any]) -> None:
+    """A ticket's mask pattern and weight init are known names (a one-line error otherwise)."""
+    from inborn.masks.init import INITS
+    from inborn.masks.patterns import check_pattern
+
+    check_pattern(str(ticket.get("pattern", "element")), ticket["keep_ratio"])
+    if ticket.get("init", "signed_constant") not in INITS:
+        raise InbornError(f"unknown weight init {ticket['init']!r}; known: {', '.join(INITS)}")
 
 
 def _train_recorded(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
@@ -175,7 +205,11 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     start_epoch, history, best = 0, [], {"epoch": -1, "score": float("-inf")}
     if resume and (ckpt := run.load_checkpoint()) is not None:
         tensors, state = ckpt
-        restore_training_state(model, trainer.opt, tensors)
+        try:
+            restore_training_state(model, trainer.opt, tensors)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise InbornError(f"the checkpoint in {str(run.path)!r} does not fit the run's model ({spec.get('arch')}, "
+                              f"width {spec.get('width')}): {str(e).strip().splitlines()[0][:160]}") from e
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
     trainer.net = distributed.wrap(model, device)  # trains the weights; attacks and evaluation use `model`
     if main and (not resume or start_epoch == 0):
