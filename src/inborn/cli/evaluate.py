@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import time
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inborn.device import resolve_device
     from inborn.evaluation.evaluate import evaluate
     from inborn.evaluation.results import evaluation_rows
-    from inborn.io import atomic_write_json
+    from inborn.io import atomic_write_json, strict_json
     from inborn.runs import load, load_run_data, run_eps
     from inborn.store import ResultsDB, RunDir
 
@@ -94,7 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     atomic_write_json(run.file("eval.json"), result)
     db.add_results(evaluation_rows(result, run.path, args.split))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(strict_json(result, indent=2))
     else:
         print(render(result))
     return 0

@@ -6,7 +6,6 @@ each write is its own short IMMEDIATE transaction.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.io import strict_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -125,7 +125,7 @@ class ResultsDB:
                      status=excluded.status, updated=excluded.updated,
                      summary=COALESCE(excluded.summary, runs.summary)""",
                 (path, kind, config.get("data"), config.get("arch"), config.get("adv"), config.get("eps"),
-                 config.get("seed"), status, now, now, json.dumps(summary) if summary is not None else None),
+                 config.get("seed"), status, now, now, strict_json(summary) if summary is not None else None),
             )
 
     def mark_run(self, path: str | Path, status: str, *, only_if: str | None = None) -> bool:
@@ -173,7 +173,7 @@ class ResultsDB:
                            int(r["steps"]), float(r["step_size"]), int(r["restarts"]), int(r["eot_samples"]),
                            int(r["repeats"]), int(r["n"]), int(r["seed"]), str(r["precision"]),
                            str(r["fingerprint"]), int(bool(r.get("randomised", False))), float(r["clean_acc"]),
-                           float(r["robust_acc"]), float(r["hrs"]), now, json.dumps(r.get("extra") or {})))
+                           float(r["robust_acc"]), float(r["hrs"]), now, strict_json(r.get("extra") or {})))
         with self.connect(write=True) as c:
             c.executemany(f"INSERT OR REPLACE INTO results ({', '.join(_INSERT_COLUMNS)}) "
                           f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", values)

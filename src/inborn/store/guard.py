@@ -135,12 +135,17 @@ def claim_study(path: str | Path, kind: str, *, what: str = "--out") -> None:
 
 
 def _earlier_study(path: Path) -> bool:
+    """A study or sweep directory written before the marker existed: only run (or sweep cell)
+    directories and report files, and at least one of the former or of the study's own files."""
     entries = list(path.iterdir())
     owned = {"study.json", "report.md", "sweep.csv", "sweep.md", "runs"}
-    return bool(entries) and all(e.name in owned or e.name.endswith((".csv", ".png", ".md"))
-                                 or (e.is_dir() and (run_kind(e) not in (None, "foreign")
-                                                     or (e / "cell.json").exists()))
-                                 for e in entries) and any(e.name in owned for e in entries)
+
+    def is_run(e: Path) -> bool:
+        return e.is_dir() and (run_kind(e) not in (None, "foreign") or (e / "cell.json").exists())
+
+    return (bool(entries) and all(e.name in owned or e.name.endswith((".csv", ".png", ".md")) or is_run(e)
+                                  for e in entries)
+            and any(e.name in owned or is_run(e) for e in entries))
 
 
 def check_output_file(path: str | Path, *, what: str = "--out", export_key: str = "inborn_export") -> None:

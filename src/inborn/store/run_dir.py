@@ -116,6 +116,15 @@ class RunDir:
 
     # -- config --------------------------------------------------------------
     def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:
+        """Write config.yaml, never over one inborn did not write or one of another kind of run
+        (the output guard's last line, for every command that writes a run directory)."""
+        from inborn.store.guard import run_kind
+
+        existing = run_kind(self.path)
+        if existing == "foreign":
+            raise InbornError(f"{str(self.path)!r} holds a config.yaml inborn did not write; choose a new directory")
+        if existing is not None and existing != kind:
+            raise InbornError(f"{str(self.path)!r} already holds a {existing} run; choose another directory")
         doc = {"kind": kind, "config": config, "model": model_spec, "env": environment()}
         atomic_write_text(self.file(self.CONFIG), yaml.safe_dump(doc, sort_keys=False))
 
@@ -156,7 +165,7 @@ class RunDir:
     def write_model(self, state: dict[str, torch.Tensor], model_spec: dict[str, Any],
                     extra: dict[str, Any] | None = None, meta: dict[str, str] | None = None) -> None:
         """The selected model's tensors, with its spec (and `meta`, e.g. a ticket's) in the header."""
-        header = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {}),
+        header = {"inborn_model": strict_json(model_spec, sort_keys=True), "inborn_extra": strict_json(extra or {}),
                   **(meta or {})}
         tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=header))
