@@ -17,8 +17,13 @@ from inborn.errors import InbornError
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp_path)` on a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    made = _missing_parents(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    except BaseException:
+        _remove_empty(made)
+        raise
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
     tmp_path = Path(tmp)
@@ -29,7 +34,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        _remove_empty(made)  # nothing partial: not even the directories made for it
         raise
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The ancestors of `path` that do not exist yet, deepest first."""
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    return missing
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (someone else wrote there) or never made
+            return
 
 
 def _temp_prefix(name: str) -> str:

@@ -32,8 +32,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from inborn.store.status import repair_stale_runs
 
     db = ResultsDB(args.db)
-    db.check()
-    repair_stale_runs(db)  # a run whose process died (SIGKILL) is shown as interrupted, never running
+    db.check(write=False)
+    stale = set(repair_stale_runs(db))  # a run whose process died (SIGKILL) is interrupted, never running
     if args.results:
         from inborn.store.db import SETTING_COLUMNS
 
@@ -45,6 +45,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 r["fingerprint"] = r["fingerprint"][:12]  # enough to tell models apart on screen
     else:
         rows = db.runs(kind=args.kind, data=args.data, arch=args.arch, status=args.status, path=args.run)
+        for r in rows:
+            if r["path"] in stale and r["status"] == "running":
+                r["status"] = "interrupted"
+        if args.status == "running":
+            rows = [r for r in rows if r["status"] == "running"]
     for r in rows:
         for key in ("created", "updated"):
             if key in r and not args.csv:

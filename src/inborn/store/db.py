@@ -141,9 +141,10 @@ class ResultsDB:
         with self.connect(write=True) as c:
             return c.execute(sql, args).rowcount > 0
 
-    def check(self) -> None:
+    def check(self, write: bool = True) -> None:
         """The database can be used, checked before any work: a SQLite file (or none yet) at a
-        path whose directory exists or can be made. A one-line InbornError otherwise."""
+        path whose directory exists or can be made (`write`: and that can be written). A one-line
+        InbornError otherwise."""
         path = self.path
         if path.exists() or path.is_symlink():
             if not path.is_file():
@@ -155,7 +156,7 @@ class ResultsDB:
                 raise InbornError(f"cannot read results database {str(path)!r}: {e.strerror}") from e
             if head and head != b"SQLite format 3\x00":
                 raise InbornError(f"{str(path)!r} is not a SQLite database; pass another --db")
-            if not os.access(path, os.W_OK):
+            if write and not os.access(path, os.W_OK):
                 raise InbornError(f"results database {str(path)!r} is not writable")
             return
         from inborn.store.guard import check_creatable

@@ -26,7 +26,7 @@ MARKER = ".inborn"  # a study or sweep directory's kind, written when inborn cre
 NAME_MAX = 255  # bytes in one path component on every common file system
 # Files a directory may hold before inborn has written its config: the lock of a run that failed
 # early, and what a sweep writes into a cell before the cell's run starts.
-_PRE_RUN = {".lock", "cell.json", "cell.yaml", "cell.log", "cell.db"}
+_PRE_RUN = {".lock", "cell.json", "cell.yaml", "cell.log", "cell.db", "cell.db-wal", "cell.db-shm"}
 # The kinds of run `inborn train` makes, any of which `--resume` continues.
 TRAIN_KINDS = ("train", "search", "finetune")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from inborn.errors import InbornError
 from inborn.store.db import ResultsDB
 
 
@@ -37,11 +38,15 @@ def lock_is_held(run_dir: str | Path) -> bool:
 
 
 def repair_stale_runs(db: ResultsDB) -> list[str]:
-    """Mark `interrupted` every `running` row whose process is gone; returns their paths."""
+    """Mark `interrupted` every `running` row whose process is gone; returns their paths (also
+    when the database cannot be written, e.g. on read-only media: the caller shows them as
+    interrupted all the same)."""
     if not db.path.exists():
         return []
-    repaired = []
-    for row in db.runs(status="running"):
-        if not lock_is_held(row["path"]) and db.mark_run(row["path"], "interrupted", only_if="running"):
-            repaired.append(row["path"])
-    return repaired
+    stale = [row["path"] for row in db.runs(status="running") if not lock_is_held(row["path"])]
+    for path in stale:
+        try:
+            db.mark_run(path, "interrupted", only_if="running")
+        except InbornError:  # read-only: nothing is written, the rows are shown repaired anyway
+            break
+    return stale

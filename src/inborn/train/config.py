@@ -13,6 +13,7 @@ from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig
 from inborn.settings import check_keys, check_values, setting
 from inborn.train.schedules import SCHEDULES
+from inborn.values import parse_eps
 
 ADV_METHODS = ("none", "pgd", "fgsm", "fgsm-rs", "free")
 ADV_MODES = ("train", "eval")
@@ -134,6 +135,9 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise InbornError(f"a training config must be a mapping of settings, got {type(d).__name__}")
         check_keys(cls, d, "training config")
+        for key in ("eps", "adv_step_size"):  # ε in a YAML file may be written as 8/255
+            if isinstance(d.get(key), str):
+                d = {**d, key: parse_eps(d[key])}
         return cls(**d)
 
 
