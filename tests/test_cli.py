@@ -85,7 +85,7 @@ def test_train_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, 
     (["--attack", "nope"], "unknown attack"),
     (["--eps", "-0.3"], "ε must be >= 0"),
     (["--eps", "abc"], "cannot read ε"),
-    (["--steps", "0"], "--steps must be >= 1"),
+    (["--steps", "0"], "--steps: must be >= 1"),
 ])
 def test_eval_bad_input_leaves_run_and_db_as_they_were(trained_run, capsys, args, expect):
     run, db = trained_run

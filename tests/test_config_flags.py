@@ -105,10 +105,12 @@ def _ticket_run(tmp_path):
 def test_finetune_config_honours_every_yaml_key_and_a_flag_overrides_one(tmp_path):
     ticket = _ticket_run(tmp_path)
     finetune = {"ticket": ticket, "weights": "reinit", "mask": "random"}
-    path = _yaml(tmp_path, {**NON_DEFAULT, "finetune": finetune})
+    # The network and data are the ticket's (a different value is refused, see below); the rest the YAML sets.
+    settings = {**NON_DEFAULT, "arch": "fc", "width": 0.5}
+    path = _yaml(tmp_path, {**settings, "finetune": finetune})
     cfg = finetune_config(_args("finetune", "--config", path, "--out", "x"))
     assert cfg.finetune == finetune and cfg.kind == "finetune"
-    assert {k: getattr(cfg, k) for k in NON_DEFAULT} == NON_DEFAULT  # the YAML beats the ticket's settings
+    assert {k: getattr(cfg, k) for k in settings} == settings  # the YAML beats the ticket's other settings
     cfg = finetune_config(_args("finetune", "--config", path, "--out", "x", "--weights", "dense", "--epochs", "1"))
     assert cfg.finetune == {**finetune, "weights": "dense"} and cfg.epochs == 1
 
@@ -119,9 +121,13 @@ def test_finetune_inherits_the_tickets_settings_below_the_yaml(tmp_path):
     assert (cfg.data, cfg.arch, cfg.width, cfg.eps, cfg.val_fraction, cfg.adv) == ("digits", "fc", 0.5, 0.2, 0.15,
                                                                                    "pgd")
     assert cfg.finetune == FinetuneConfig(ticket=ticket).to_dict()
-    path = _yaml(tmp_path, {"width": 1.0})
+    path = _yaml(tmp_path, {"val_fraction": 0.3})
     cfg = finetune_config(_args("finetune", ticket, "--config", path, "--out", "x", "--eps", "0.1"))
-    assert (cfg.width, cfg.eps) == (1.0, 0.1)
+    assert (cfg.val_fraction, cfg.eps) == (0.3, 0.1)
+    # What the ticket fixes (its network, its data) is never overridden, so never recorded falsely.
+    for argv in (["--width", "1.0"], ["--arch", "conv2"], ["--data", "mnist5k"]):
+        with pytest.raises(InbornError, match="fixes"):
+            finetune_config(_args("finetune", ticket, "--out", "x", *argv))
     with pytest.raises(InbornError, match="name the ticket"):
         finetune_config(_args("finetune", "--out", "x"))
 

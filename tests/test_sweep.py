@@ -186,15 +186,32 @@ def test_missing_ray_is_a_one_line_error(monkeypatch, tmp_path):
 
 
 def test_a_failing_cell_is_reported_and_the_others_go_on(tmp_path, capsys):
-    # finetune from a ticket that does not exist: each cell fails fast, inside its own process.
+    # finetune from a ticket whose weights are gone: only a worker can find out (the parent checks
+    # the ticket's config), so each cell fails fast, inside its own process.
+    from inborn.store import RunDir
+
+    ticket = RunDir(tmp_path / "no-weights")
+    ticket.path.mkdir()
+    ticket.write_config({"data": "digits", "arch": "fc"}, {"arch": "fc", "supermask": {"keep_ratio": 0.5}},
+                        kind="search")
     (tmp_path / "base.yaml").write_text("kind: finetune\ndata: digits\narch: fc\nepochs: 1\n"
-                                        f"finetune: {{ticket: {tmp_path / 'no-ticket'}}}\n")
+                                        f"finetune: {{ticket: {ticket.path}}}\n")
     code = main(["sweep", str(tmp_path / "base.yaml"), "--grid", "finetune.weights=inherit,reinit",
                  "--out", str(tmp_path / "out"), "--max-parallel", "2", "--db", str(tmp_path / "db"), "--quiet"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "cell finetune.weights=inherit failed (exit 2)" in err and "no-ticket" in err
+    assert "cell finetune.weights=inherit failed (exit 2)" in err and "no-weights" in err
     assert [r["status"] for r in _rows(tmp_path / "out/sweep.csv")] == ["failed", "failed"]
+
+
+def test_a_cell_that_cannot_run_is_one_line_before_any_worker_or_directory(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text("kind: finetune\ndata: digits\narch: fc\nepochs: 1\n"
+                                        f"finetune: {{ticket: {tmp_path / 'no-ticket'}}}\n")
+    code = main(["sweep", str(tmp_path / "base.yaml"), "--grid", "finetune.weights=inherit,reinit",
+                 "--out", str(tmp_path / "out"), "--db", str(tmp_path / "db"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no-ticket" in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "db").exists()
 
 
 def test_local_gpu_slots_give_each_run_its_own_devices(monkeypatch):

@@ -5,12 +5,16 @@ grids name them, presets fill them; none of them rewrites a setting by hand.
 
 Metadata keys: `help`; `flag` (the flag's name when not `--field-name`); `choices`; `parse` (how
 the flag's text becomes a value: `eps`, `eps_list`, `names`, `int_list`, `options`); `cli`
-(False: no flag).
+(False: no flag); `low` / `high` (the bounds of a number, inclusive unless `low_open` /
+`high_open`). `check_values` checks a dataclass's values against their types and bounds: the
+flags (cli/settings.py), YAML configs, presets and sweep cells all go through it, so one
+definition states what a setting accepts.
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, field, fields
+import math
+from dataclasses import MISSING, Field, field, fields
 from typing import Any
 
 from inborn.errors import InbornError
@@ -32,3 +36,50 @@ def check_keys(cls: type, d: dict[str, Any], what: str) -> None:
     unknown = sorted(set(d) - set(setting_names(cls)))
     if unknown:
         raise InbornError(f"unknown {what} keys: {', '.join(map(str, unknown))}")
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "str": "a name", "bool": "true or false",
+          "list": "a list", "dict": "a mapping"}
+
+
+def annotation_base(f: Field) -> tuple[str, bool]:
+    """(`int`, `float`, `str`, `bool`, `list`, `dict` or `` when unknown, whether None is allowed)."""
+    text = str(f.type)
+    parts = [p.strip() for p in text.split("|")]
+    base = parts[0].split("[")[0]
+    return (base if base in _KINDS else ""), "None" in parts
+
+
+def check_value(f: Field, value: Any, what: str) -> None:
+    """One setting's value against its type and the bounds in its metadata; a one-line error."""
+    base, optional = annotation_base(f)
+    if value is None:
+        if optional or not base:
+            return
+        raise InbornError(f"{what} must be {_KINDS[base]}, got null")
+    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, int | float) and not isinstance(value, bool),
+          "str": isinstance(value, str), "bool": isinstance(value, bool), "list": isinstance(value, list | tuple),
+          "dict": isinstance(value, dict)}.get(base, True)
+    if not ok:
+        raise InbornError(f"{what} must be {_KINDS[base]}, got {value!r}")
+    if base in ("int", "float"):
+        if not math.isfinite(value):
+            raise InbornError(f"{what} must be a finite number, got {value!r}")
+        low, high = f.metadata.get("low"), f.metadata.get("high")
+        low_open, high_open = f.metadata.get("low_open", False), f.metadata.get("high_open", False)
+        if (low is not None and (value <= low if low_open else value < low)) or (
+                high is not None and (value >= high if high_open else value > high)):
+            from inborn.values import _range_text
+
+            raise InbornError(f"{what} must be {_range_text(low, high, low_open, high_open)}, got {value!r}")
+    if base == "list" and f.metadata.get("parse") in ("eps_list", "int_list"):
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise InbornError(f"{what} must hold finite numbers >= 0, got {v!r}")
+
+
+def check_values(obj: Any, what: str = "") -> None:
+    """Every field of the dataclass instance `obj` against its type and bounds."""
+    for f in fields(obj):
+        check_value(f, getattr(obj, f.name), f"{what}{f.name}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+from typing import Any
 
 from inborn.cli import (
     demo,
@@ -49,26 +52,66 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = _run(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage mistake (one line, exit 2): returned, not raised
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    code = _run(args)
     from inborn import distributed  # torch: imported once a command has run, so `--help` stays fast
 
     distributed.exit_now(code)  # under torchrun only: see there
     return code
 
 
-def _run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+def _run(args: Any) -> int:
+    previous = _on_sigterm()
     try:
         return int(args.func(args) or 0)
     except InbornError as e:
-        print(f"inborn: error: {e}", file=sys.stderr)
+        print(f"inborn: error: {_first_line(str(e))}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `inborn models | head`
-        sys.stderr.close()
-        return 0
+    except OSError as e:  # a read-only or full file system, a name too long, a file where a directory goes
+        if isinstance(e, BrokenPipeError):  # e.g. `inborn models | head`
+            sys.stderr.close()
+            return 0
+        print(f"inborn: error: {_os_error(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("inborn: interrupted (the last complete epoch is kept; --resume continues)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm() -> Any:
+    """SIGTERM ends a command as an exception (exit 143), so that its `finally` blocks run and a
+    run's database row says `interrupted`. Returns the handler it replaced (None off the main thread)."""
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+def _os_error(e: OSError) -> str:
+    """An OSError as one line: what failed, where, and (for the usual ones) what to do."""
+    reason = e.strerror or type(e).__name__
+    where = f": {e.filename!r}" if e.filename else ""
+    hints = {errno.ENOSPC: "free some space and run the same command again",
+             errno.EROFS: "choose a writable --out",
+             errno.EACCES: "choose a directory you can write",
+             errno.ENAMETOOLONG: "choose a shorter name",
+             errno.EDQUOT: "free some space and run the same command again"}
+    hint = hints.get(e.errno)
+    return f"{reason}{where}" + (f" ({hint})" if hint else "")
 
 
 if __name__ == "__main__":

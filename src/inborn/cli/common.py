@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.values import parse_ratio, parse_real
 
 
 def parse_names(text: str) -> list[str]:
@@ -17,6 +18,61 @@ def parse_int_list(text: str) -> list[int]:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError as e:
         raise InbornError(f"expected comma-separated integers, got {text!r}") from e
+
+
+# -- argparse types: a bad number is one line naming the flag (OneLineParser), never a traceback --
+def count_arg(text: str) -> int:
+    """A count that makes no sense at 0: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def int_arg(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def real_arg(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+             high_open: bool = False) -> Any:
+    """An argparse type: a finite real number in the given range."""
+    def parse(text: str) -> float:
+        try:
+            return parse_real(text, "value", low=low, high=high, low_open=low_open, high_open=high_open)
+        except InbornError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = "number"
+    return parse
+
+
+def ratio_arg(text: str) -> float:
+    """A ratio in (0, 1]: `0.3` or `3/7`."""
+    try:
+        return parse_ratio(text, "the ratio")
+    except InbornError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_ratio_list(text: str, what: str = "keep ratio") -> list[float]:
+    """Comma-separated ratios in (0, 1] (`0.05,0.1,3/7`)."""
+    values = [parse_ratio(t, what) for t in parse_names(text)]
+    if not values:
+        raise InbornError(f"expected comma-separated {what}s, e.g. 0.05,0.1, got {text!r}")
+    return values
+
+
+def parse_real_list(text: str, what: str = "value", **bounds: Any) -> list[float]:
+    """Comma-separated finite numbers (fractions allowed) within `bounds` (see values.parse_real)."""
+    values = [parse_real(t, what, **bounds) for t in parse_names(text)]
+    if not values:
+        raise InbornError(f"expected comma-separated numbers, got {text!r}")
+    return values
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from inborn.cli.common import count_arg, int_arg
 from inborn.errors import InbornError
 
 
@@ -18,12 +19,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--combine", choices=["logits", "softmax"], default="logits",
                    help="mean of the logits, or log of the mean softmax probabilities (default logits)")
     p.add_argument("--out", required=True, help="the ensemble's run directory")
-    p.add_argument("--n", type=int, default=500, help="test images to use (default 500)")
+    p.add_argument("--n", type=count_arg, default=500, help="test images to use (default 500)")
     p.add_argument("--eps", help="ε in pixel units (default: the members' ε, else the data set's)")
     p.add_argument("--attack", default="pgd", help="the attack (see `inborn attacks`), default pgd")
-    p.add_argument("--steps", type=int, default=20, help="iterations of iterative attacks (default 20)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=count_arg, default=20, help="iterations of iterative attacks (default 20)")
+    p.add_argument("--batch-size", type=count_arg, default=256)
+    p.add_argument("--seed", type=int_arg, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", help="override the data directory stored in the members' runs")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
@@ -38,7 +39,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from inborn.io import atomic_write_json, atomic_write_text
     from inborn.runs import build_ensemble, load_run_data, run_eps
     from inborn.runs.ensemble import member_docs
-    from inborn.store import RunDir
+    from inborn.store import ResultsDB, RunDir
     from inborn.tables import text_table
     from inborn.values import parse_eps
 
@@ -50,6 +51,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise InbornError(f"--n must be >= 1, got {args.n}")
     eps = parse_eps(args.eps) if args.eps else None
+    ResultsDB(args.db).check()
     device = resolve_device(args.device)
     splits = load_run_data(member_docs(args.runs)[0], args.data_dir)
     out = Path(args.out)

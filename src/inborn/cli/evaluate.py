@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import time
 from pathlib import Path
 
-from inborn.cli.common import parse_names
+from inborn.cli.common import count_arg, int_arg, parse_names
 from inborn.errors import InbornError
 from inborn.tables import text_table
 from inborn.values import parse_eps, parse_eps_list
@@ -20,20 +19,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="a run directory made by inborn train")
     p.add_argument("--attack", default="pgd", help="comma-separated attacks (see `inborn attacks`), default pgd")
     p.add_argument("--eps", help="comma-separated ε in pixel units, e.g. 0.1,0.2,0.3 or 8/255 (default: the run's ε)")
-    p.add_argument("--steps", type=int, default=20, help="iterations of iterative attacks (default 20)")
+    p.add_argument("--steps", type=count_arg, default=20, help="iterations of iterative attacks (default 20)")
     p.add_argument("--step-size", help="step in pixel units (default ε/4)")
-    p.add_argument("--restarts", type=int, default=1)
-    p.add_argument("--eot", type=int, help="gradient samples per step for eot-pgd, and for every gradient attack "
+    p.add_argument("--restarts", type=count_arg, default=1)
+    p.add_argument("--eot", type=count_arg, help="gradient samples per step for eot-pgd, and for every gradient attack "
                    "on a randomised model (default 10)")
-    p.add_argument("--repeats", type=int, help="classifications of every point of a randomised model, "
+    p.add_argument("--repeats", type=count_arg, help="classifications of every point of a randomised model, "
                    "reported as mean ± std (default 5)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32 everywhere)")
     # --num-examples: under torchrun, whose own parser takes `--n` for an abbreviation of its options.
-    p.add_argument("--n", "--num-examples", dest="n", type=int, help="evaluate the first N images of the split")
+    p.add_argument("--n", "--num-examples", dest="n", type=count_arg, help="evaluate the first N images of the split")
     p.add_argument("--split", choices=["test", "val"], default="test")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=count_arg, default=256)
     p.add_argument("--no-early-stop", action="store_true", help="keep attacking samples already misclassified")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_arg, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", help="override the data directory stored in the run")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
@@ -49,7 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inborn.device import resolve_device
     from inborn.evaluation.evaluate import evaluate
     from inborn.evaluation.results import evaluation_rows
-    from inborn.io import atomic_write_json
+    from inborn.io import atomic_write_json, strict_json
     from inborn.runs import load, load_run_data, run_eps
     from inborn.store import ResultsDB, RunDir
 
@@ -64,6 +63,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     step_size = parse_eps(args.step_size) if args.step_size else None
     run = RunDir(args.run_dir)
     doc = run.read_config()
+    db = ResultsDB(args.db)
+    db.check()  # a bad --db fails before the evaluation runs and eval.json is written
     device = distributed.init_from_env(resolve_device(args.device))  # under torchrun: batches split over ranks
     model = load(run.path, device=device)
     cfg = doc["config"]
@@ -90,9 +91,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plot_robustness_curve(result, png, title=f"{doc['model']['arch']} on {cfg['data']} ({args.split})")
         result["plot"] = str(png)
     atomic_write_json(run.file("eval.json"), result)
-    ResultsDB(args.db).add_results(evaluation_rows(result, run.path, args.split))
+    db.add_results(evaluation_rows(result, run.path, args.split))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(strict_json(result, indent=2))
     else:
         print(render(result))
     return 0

@@ -22,10 +22,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from inborn.runs import load
     from inborn.spec.export import export_metadata, export_plain
     from inborn.store import RunDir
+    from inborn.store.guard import check_output_file
 
-    spec = RunDir(args.ticket).read_config()["model"]
+    doc = RunDir(args.ticket).read_config()
+    spec = doc["model"]
+    if doc.get("kind") == "family":
+        raise InbornError(f"{args.ticket!r} is a ticket family; export one of its tickets (its tickets/ runs)")
     if "supermask" not in spec:
         raise InbornError(f"{args.ticket!r} is not a ticket (made by inborn search); its model is dense already")
+    check_output_file(args.out)  # never a directory, a run's own file, or a file inborn did not write
     tensors, report = export_plain(load(args.ticket), spec)
     atomic_write(args.out, lambda p: save_file(tensors, str(p), metadata=export_metadata(spec, report)))
     if args.json:

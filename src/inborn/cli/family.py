@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inborn.cli.common import parse_names
+from inborn.cli.common import count_arg, int_arg, parse_names, parse_ratio_list, parse_real_list
 from inborn.errors import InbornError
 from inborn.values import parse_eps
 
@@ -29,8 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("family", help="a family directory made by inborn family")
     p.add_argument("--protocol", default="paper,eot,expectation,autoattack-rand",
                    help="comma-separated: paper, eot, expectation, autoattack-rand")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--eot", type=int, default=10, help="samples per step for the eot protocol")
+    p.add_argument("--repeats", type=count_arg, default=5)
+    p.add_argument("--eot", type=count_arg, default=10, help="samples per step for the eot protocol")
     p.add_argument("--granularity", choices=["batch", "sample"], default="batch")
     p.add_argument("--probs", help="comma-separated switch probabilities, one per ticket (default uniform)")
     p.add_argument("--baseline", help="a run (e.g. dense PGD-AT of the same architecture) to report beside")
@@ -40,10 +40,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", help="ε in pixel units (default: the family's)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--n", type=int, default=500, help="test images to use (default 500)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=count_arg, default=20)
+    p.add_argument("--n", type=count_arg, default=500, help="test images to use (default 500)")
+    p.add_argument("--batch-size", type=count_arg, default=256)
+    p.add_argument("--seed", type=int_arg, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
 
@@ -52,15 +52,21 @@ def cmd_family(args: argparse.Namespace) -> int:
     from inborn.cli.search import search_config
     from inborn.cli.train import run_training
     from inborn.runs import build_family
-    from inborn.store import RunDir
+    from inborn.store import ResultsDB, RunDir
+    from inborn.store.guard import check_output
 
     out = Path(args.out)
+    # Everything checked before the first ticket is searched: the keep ratios, the output (new,
+    # empty, or this family: never another run, e.g. one of its member tickets), the database.
+    keeps = parse_ratio_list(args.keep) if args.keep and not args.from_tickets else []
+    check_output(out, "family", allow=("tickets",))
+    ResultsDB(args.db).check()
     if args.from_tickets:
         members = parse_names(args.from_tickets)
     else:
         if not args.keep:
             raise InbornError("--keep is required: comma-separated keep ratios, e.g. --keep 0.05,0.1,0.2,0.4")
-        keeps = [float(k) for k in parse_names(args.keep)]
+        search_config(argparse.Namespace(**{**vars(args), "ticket.keep_ratio": keeps[0], "resume": False}))
         members = []
         for keep in keeps:
             member = out / "tickets" / f"keep-{keep:g}"
@@ -130,8 +136,20 @@ def cmd_r2s(args: argparse.Namespace) -> int:
     for p in protocols:
         if p not in PROTOCOLS:
             raise InbornError(f"unknown protocol {p!r}; known: {', '.join(PROTOCOLS)}")
-    probs = [float(v) for v in parse_names(args.probs)] if args.probs else None
+    probs = parse_real_list(args.probs, "a switch probability", low=0, high=1) if args.probs else None
+    if probs is not None and sum(probs) <= 0:
+        raise InbornError(f"--probs must not all be 0, got {args.probs!r}")
     family, x, y, val, eps, doc = _family_and_data(args)
+    if probs is not None and len(probs) != len(family):
+        raise InbornError(f"--probs gives {len(probs)} probabilities for a family of {len(family)} tickets")
+    baseline_doc = None
+    if args.baseline:
+        from inborn.store import RunDir
+
+        baseline_doc = RunDir(args.baseline).read_config()
+        if baseline_doc["config"].get("data") != doc["config"].get("data"):
+            raise InbornError(f"--baseline {args.baseline!r} was trained on {baseline_doc['config'].get('data')!r}, "
+                              f"the family on {doc['config'].get('data')!r}: use a run on the same data set")
     result = evaluate_r2s(family, x, y, eps=eps, protocols=protocols, repeats=args.repeats, steps=args.steps,
                           eot_samples=args.eot, granularity=args.granularity, probs=probs,
                           batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from inborn.cli.common import count_arg
 from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_setting_flags(p, NasStudyConfig, show_defaults=True)
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
-    p.add_argument("--max-parallel", type=int, default=1, help="runs trained at once")
+    p.add_argument("--max-parallel", type=count_arg, default=1, help="runs trained at once")
     p.add_argument("--device", default="auto")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--quiet", action="store_true")

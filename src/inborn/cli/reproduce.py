@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from inborn.cli.common import count_arg
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
-    p.add_argument("--max-parallel", type=int, default=1, help="runs at once (default 1)")
+    p.add_argument("--max-parallel", type=count_arg, default=1, help="runs at once (default 1)")
     p.add_argument("--seeds", help="repeat every run of the study over these seeds, e.g. 0,1,2 (reports give "
                                    "mean ± std); overrides the preset's seeds")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", help="filter runs by kind (train, ...)")
     p.add_argument("--data", help="filter runs by data set")
     p.add_argument("--arch", help="filter runs by model")
-    p.add_argument("--status", help="filter runs by status (running, complete)")
+    p.add_argument("--status", help="filter runs by status (running, complete, failed, interrupted)")
     p.add_argument("--attack", help="filter results by attack")
     p.add_argument("--run", help="filter by run path (glob patterns allowed)")
     p.add_argument("--settings", action="store_true",
@@ -29,8 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from inborn.store import ResultsDB
+    from inborn.store.status import repair_stale_runs
 
     db = ResultsDB(args.db)
+    db.check(write=False)
+    stale = set(repair_stale_runs(db))  # a run whose process died (SIGKILL) is interrupted, never running
     if args.results:
         from inborn.store.db import SETTING_COLUMNS
 
@@ -42,6 +45,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 r["fingerprint"] = r["fingerprint"][:12]  # enough to tell models apart on screen
     else:
         rows = db.runs(kind=args.kind, data=args.data, arch=args.arch, status=args.status, path=args.run)
+        for r in rows:
+            if r["path"] in stale and r["status"] == "running":
+                r["status"] = "interrupted"
+        if args.status == "running":
+            rows = [r for r in rows if r["status"] == "running"]
     for r in rows:
         for key in ("created", "updated"):
             if key in r and not args.csv:

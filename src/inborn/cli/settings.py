@@ -12,14 +12,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
-from inborn.cli.common import parse_int_list, parse_names, parse_options
-from inborn.values import parse_eps, parse_eps_list
+from inborn.cli.common import int_arg, parse_int_list, parse_names, parse_options
+from inborn.errors import InbornError
+from inborn.settings import check_value
+from inborn.values import parse_eps, parse_eps_list, parse_ratio, parse_real
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "eps": parse_eps, "eps_list": parse_eps_list, "names": parse_names, "int_list": parse_int_list,
-    "options": parse_options,
+    "options": parse_options, "ratio": parse_ratio,
 }
-_TYPES: dict[str, type] = {"int": int, "float": float}
+
+
+def _number_type(f: Field, base: str) -> Callable[[str], Any]:
+    """The argparse type of a number flag: parsed, finite, and within the field's bounds."""
+    def parse(text: str) -> Any:
+        try:
+            value = int_arg(text) if base == "int" else parse_real(text, f.name)
+            check_value(f, value, f.name)
+        except InbornError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def flag_name(f: Field) -> str:
@@ -47,8 +61,8 @@ def add_setting_flags(p: argparse.ArgumentParser, cls: type, *, prefix: str = ""
             if "parse" in f.metadata:
                 if f.metadata["parse"] == "options":
                     kwargs.update(action="append", metavar="KEY=VALUE")
-            elif base in _TYPES:
-                kwargs["type"] = _TYPES[base]
+            elif base in ("int", "float"):
+                kwargs["type"] = _number_type(f, base)
             if "choices" in f.metadata:
                 kwargs["choices"] = list(f.metadata["choices"])
             kwargs.setdefault("metavar", None if "choices" in kwargs else f.name.upper())
@@ -66,7 +80,10 @@ def given_settings(args: argparse.Namespace, cls: type, *, prefix: str = "") -> 
         if raw is None:
             continue
         parse = _PARSERS.get(f.metadata.get("parse", ""))
-        values[f.name] = parse(raw) if parse is not None else raw
+        value = parse(raw) if parse is not None else raw
+        if f.metadata.get("parse") in ("eps", "ratio"):
+            check_value(f, value, flag_name(f))
+        values[f.name] = value
     return values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from inborn.cli.common import count_arg, real_arg
 from inborn.errors import InbornError
 from inborn.tables import text_table
 
@@ -22,11 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="sweep directory: one run directory per cell, and the tables")
     p.add_argument("--executor", default="local", metavar="local|ray", help="local (subprocesses here, default) or ray")
     p.add_argument("--address", help="Ray cluster address (e.g. ray://head:10001 or auto); default: a local instance")
-    p.add_argument("--max-parallel", type=int, metavar="N",
+    p.add_argument("--max-parallel", type=count_arg, metavar="N",
                    help="runs at once (local default: one per GPU slot, else one per 2 cores; Ray cluster: all)")
-    p.add_argument("--gpus-per-run", type=float, default=0, metavar="G",
+    p.add_argument("--gpus-per-run", type=real_arg(0), default=0, metavar="G",
                    help="GPUs per run, may be a fraction (default 0)")
-    p.add_argument("--cpus-per-run", type=int, metavar="N", help="CPU threads per run (default: the cores shared out)")
+    p.add_argument("--cpus-per-run", type=count_arg, metavar="N",
+                   help="CPU threads per run (default: the cores shared out)")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and what would run; run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,8 +46,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise InbornError(f"unknown executor {args.executor!r}; use local or ray")
     if args.address and args.executor != "ray":
         raise InbornError("--address is for --executor ray")
+    from inborn.store.guard import check_output, claim_study
+
     cells = cells_mod.plan_cells(args.config, args.grid, args.out)
     db = ResultsDB(args.db)
+    db.check()
+    for cell in cells:
+        cells_mod.check_cell(cell)
+        check_output(cell.out, cell.kind)  # a cell's directory: new, or a run of the cell's kind
     if args.dry_run:
         if args.executor == "ray":
             require_ray()
@@ -60,6 +68,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(text_table(rows))
         print(f"{sum(r['would'] == 'run' for r in rows)} of {len(rows)} cells would run")
         return 0
+    claim_study(args.out, "sweep")
     results = run_cells(cells, args.executor, max_parallel=args.max_parallel, gpus_per_run=args.gpus_per_run,
                         address=args.address, db=db, cpus_per_run=args.cpus_per_run, progress=not args.quiet)
     write_report(args.out, results)

@@ -76,13 +76,15 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     from inborn.store import ResultsDB
     from inborn.train import train
 
+    db = ResultsDB(args.db)
+    db.check()  # a bad --db fails before the run directory exists
     if args.resume:
-        summary = train(None, args.out, resume=True, db=ResultsDB(args.db), progress=not args.quiet)  # type: ignore[arg-type]
+        summary = train(None, args.out, resume=True, db=db, progress=not args.quiet)  # type: ignore[arg-type]
     else:
         assert cfg is not None
         dataset_entry(cfg.data)  # fail fast on unknown names, before anything is written
         model_entry(cfg.arch)
-        summary = train(cfg, args.out, db=ResultsDB(args.db), progress=not args.quiet)
+        summary = train(cfg, args.out, db=db, progress=not args.quiet)
     t = summary["test"]
     print(f"run: {args.out}")
     print(f"test ({t['n']} images): clean {t['clean_acc']:.4f} | {t['attack']} at ε={summary['eps']:.4g}: "

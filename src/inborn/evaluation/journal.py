@@ -83,7 +83,7 @@ class EvalJournal:
                 if isinstance(doc, dict) and doc.get("fingerprint") == key:
                     self.batches = [_decode(r) for r in doc["batches"]]
                     self._encoded = doc["batches"]
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
                 self.batches, self._encoded = [], []  # a torn or foreign file: start over
 
     def __len__(self) -> int:

@@ -18,8 +18,9 @@ def _setting(default: Any, help: str, **meta: Any) -> Any:
 
 @dataclass(frozen=True)
 class SupermaskConfig:
-    keep_ratio: float = field(metadata={"help": "keep ratio: the fraction of weights KEPT, in (0, 1]",
-                                        "flag": "--keep"})
+    keep_ratio: float = field(metadata={"help": "keep ratio: the fraction of weights KEPT, in (0, 1] (a fraction "
+                                                "such as 3/7 allowed)", "flag": "--keep", "parse": "ratio",
+                                        "low": 0, "low_open": True, "high": 1})
     pattern: str = _setting("element", "element, row, kernel, filter, or N:M such as 2:4")
     init: str = _setting("signed_constant",
                          "frozen weights: signed_constant, kaiming_normal, kaiming_uniform, xavier_normal")
@@ -42,4 +43,8 @@ class SupermaskConfig:
             raise InbornError(f"unknown ticket settings: {', '.join(unknown)}; known: {', '.join(known)}")
         if d.get("keep_ratio") is None:
             raise InbornError("a ticket needs keep_ratio: the fraction of weights to keep, e.g. 0.05")
+        if isinstance(d["keep_ratio"], str):  # written as a fraction, e.g. 3/7
+            from inborn.values import parse_ratio
+
+            d = {**d, "keep_ratio": parse_ratio(d["keep_ratio"])}
         return cls(**d)

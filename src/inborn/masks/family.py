@@ -134,8 +134,13 @@ def family_from_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], meta
                           "found on (another torch version or weight seed?)")
     try:
         members = json.loads(meta["inborn_family"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise InbornError(f"{str(source)!r} is not a ticket family file") from e
+        if not isinstance(members, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("keep_ratio"), int | float)
+                for m in members):
+            raise ValueError("members")
+    except (KeyError, ValueError, TypeError) as e:
+        raise InbornError(f"{str(source)!r} is not a ticket family file (its member list is missing or "
+                          "malformed)") from e
     n_layers = len(masked_layers(model))
     tickets = []
     for i, m in enumerate(members):

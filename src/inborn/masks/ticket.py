@@ -49,7 +49,10 @@ def ticket_tensors(model: nn.Module, *, store_weights: bool) -> tuple[dict[str, 
 def load_ticket_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], meta: dict[str, str], source: str) -> None:
     """Load a ticket into a freshly converted model (its weights already redrawn from the seed)."""
     own = model.state_dict()
-    stored_weights = json.loads(meta.get("inborn_weights_stored", "false"))
+    try:
+        stored_weights = bool(json.loads(meta.get("inborn_weights_stored", "false")))
+    except ValueError as e:
+        raise InbornError(f"ticket {source!r} has metadata that is not JSON (inborn_weights_stored)") from e
     frozen = set(frozen_weight_names(model))
     expected = set(own) if stored_weights else set(own) - frozen
     present = {k for k in tensors if not k.startswith(MASK_PREFIX)}

@@ -11,6 +11,7 @@ from typing import Any
 from inborn.errors import InbornError
 from inborn.models.ensemble import COMBINES, check_num_classes
 from inborn.store import RunDir
+from inborn.store.guard import check_output
 
 KIND = "ensemble"
 
@@ -36,10 +37,7 @@ def ensemble_run(out: str | Path, paths: Sequence[str], combine: str) -> RunDir:
     run = RunDir(out)
     if Path(run.path).resolve() in {Path(p) for p in paths}:
         raise InbornError(f"--out {str(run.path)!r} is one of the member runs")
-    if run.file(RunDir.CONFIG).exists():
-        kind = _kind_of(run)
-        if kind != KIND:  # never overwrite another kind of run
-            raise InbornError(f"{str(run.path)!r} already holds a {kind} run; choose another --out")
+    check_output(run.path, KIND)  # new, empty or an ensemble: never another run or a user's files
     return run
 
 
@@ -67,9 +65,3 @@ def ensemble_members(path: str | Path) -> tuple[list[str], str]:
     member_docs(members)
     return members, doc["config"].get("combine", "logits")
 
-
-def _kind_of(run: RunDir) -> str:
-    try:
-        return str(run.read_config().get("kind"))
-    except InbornError:
-        return "foreign"

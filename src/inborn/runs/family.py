@@ -14,6 +14,7 @@ from inborn.masks.family import TicketFamily, check_compatible, family_from_tens
 from inborn.masks.ticket import weights_digest
 from inborn.spec import build_model
 from inborn.store import RunDir
+from inborn.store.guard import check_output
 from inborn.store.run_dir import read_safetensors
 
 FAMILY_FILE = "family.safetensors"
@@ -23,6 +24,7 @@ def build_family(ticket_dirs: list[str | Path], out: str | Path) -> TicketFamily
     """Combine finished ticket runs (same network, same weight seed) into a family in `out`."""
     if not ticket_dirs:
         raise InbornError("a family needs at least one ticket")
+    check_output(out, "family", allow=("tickets",))  # never over another run, e.g. a member ticket
     docs = [RunDir(d).read_config() for d in ticket_dirs]
     names = [str(d) for d in ticket_dirs]
     for doc, name in zip(docs, names, strict=True):

@@ -38,7 +38,12 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
     if not path.exists():
         raise InbornError(f"run directory {str(run.path)!r} has no checkpoint ({RunDir.MODEL}); train it first")
     tensors, meta = read_safetensors(path)
-    stored = json.loads(meta.get("inborn_model", "{}"))
+    try:
+        stored = json.loads(meta.get("inborn_model") or "{}")
+    except ValueError as e:
+        raise InbornError(f"checkpoint {str(path)!r} has model metadata that is not JSON") from e
+    if not isinstance(stored, dict):
+        raise InbornError(f"checkpoint {str(path)!r} has model metadata that is not a mapping")
     if stored and stored.get("arch") != spec.get("arch"):
         raise InbornError(
             f"checkpoint {str(path)!r} belongs to model {stored.get('arch')!r}, "

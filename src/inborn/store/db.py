@@ -6,7 +6,6 @@ each write is its own short IMMEDIATE transaction.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.io import strict_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -125,8 +125,43 @@ class ResultsDB:
                      status=excluded.status, updated=excluded.updated,
                      summary=COALESCE(excluded.summary, runs.summary)""",
                 (path, kind, config.get("data"), config.get("arch"), config.get("adv"), config.get("eps"),
-                 config.get("seed"), status, now, now, json.dumps(summary) if summary is not None else None),
+                 config.get("seed"), status, now, now, strict_json(summary) if summary is not None else None),
             )
+
+    def mark_run(self, path: str | Path, status: str, *, only_if: str | None = None) -> bool:
+        """Set a run's status (e.g. `failed`); with `only_if`, only when it is that now. Returns
+        whether a row changed."""
+        if not self.path.exists():
+            return False
+        path = str(Path(path).resolve())
+        sql, args = "UPDATE runs SET status = ?, updated = ? WHERE path = ?", [status, time.time(), path]
+        if only_if is not None:
+            sql += " AND status = ?"
+            args.append(only_if)
+        with self.connect(write=True) as c:
+            return c.execute(sql, args).rowcount > 0
+
+    def check(self, write: bool = True) -> None:
+        """The database can be used, checked before any work: a SQLite file (or none yet) at a
+        path whose directory exists or can be made (`write`: and that can be written). A one-line
+        InbornError otherwise."""
+        path = self.path
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise InbornError(f"results database {str(path)!r} is not a file (--db names the database file)")
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(16)
+            except OSError as e:
+                raise InbornError(f"cannot read results database {str(path)!r}: {e.strerror}") from e
+            if head and head != b"SQLite format 3\x00":
+                raise InbornError(f"{str(path)!r} is not a SQLite database; pass another --db")
+            if write and not os.access(path, os.W_OK):
+                raise InbornError(f"results database {str(path)!r} is not writable")
+            return
+        from inborn.store.guard import check_creatable
+
+        check_creatable(path)
 
     def add_results(self, rows: list[dict[str, Any]]) -> None:
         """Rows as `analysis.results.result_row` builds them; a row with the identity of one
@@ -139,7 +174,7 @@ class ResultsDB:
                            int(r["steps"]), float(r["step_size"]), int(r["restarts"]), int(r["eot_samples"]),
                            int(r["repeats"]), int(r["n"]), int(r["seed"]), str(r["precision"]),
                            str(r["fingerprint"]), int(bool(r.get("randomised", False))), float(r["clean_acc"]),
-                           float(r["robust_acc"]), float(r["hrs"]), now, json.dumps(r.get("extra") or {})))
+                           float(r["robust_acc"]), float(r["hrs"]), now, strict_json(r.get("extra") or {})))
         with self.connect(write=True) as c:
             c.executemany(f"INSERT OR REPLACE INTO results ({', '.join(_INSERT_COLUMNS)}) "
                           f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", values)

@@ -12,9 +12,11 @@ Every file is written atomically; tensors go through safetensors, never pickle.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +28,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from inborn import __version__
-from inborn.errors import InbornError
-from inborn.io import atomic_write, atomic_write_json, atomic_write_text
+from inborn.errors import InbornError, one_line
+from inborn.io import atomic_write, atomic_write_json, atomic_write_text, strict_json
 
 
 def environment() -> dict[str, str]:
@@ -68,8 +70,7 @@ class RunDir:
             yield
             return
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.file(self.LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        fd = self._open_lock()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:  # BlockingIOError when held; anything else is as fatal
@@ -89,8 +90,41 @@ class RunDir:
         finally:
             os.close(fd)  # releases the lock
 
+    def _open_lock(self) -> int:
+        """The lock file, never through a symbolic link (whose target would be overwritten) and
+        only a regular file; a run directory that cannot be written is one line saying so."""
+        path = self.file(self.LOCK)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            if e.errno == errno.ELOOP or path.is_symlink():
+                raise InbornError(f"{str(path)!r} is a symbolic link; inborn's lock must be a plain file "
+                                  "(remove it)") from e
+            if e.errno == errno.EISDIR:
+                raise InbornError(f"{str(path)!r} is a directory; inborn's lock must be a plain file "
+                                  "(remove it)") from e
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise InbornError(f"run directory {str(self.path)!r} cannot be written ({os.strerror(e.errno)}); "
+                                  "inborn writes its lock and results there: copy the run to a writable "
+                                  "place and use that copy") from e
+            raise InbornError(f"cannot open the lock {str(path)!r}: {one_line(e)}") from e
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InbornError(f"{str(path)!r} is not a regular file; inborn's lock must be a plain file (remove it)")
+        return fd
+
     # -- config --------------------------------------------------------------
     def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:
+        """Write config.yaml, never over one inborn did not write or one of another kind of run
+        (the output guard's last line, for every command that writes a run directory)."""
+        from inborn.store.guard import run_kind
+
+        existing = run_kind(self.path)
+        if existing == "foreign":
+            raise InbornError(f"{str(self.path)!r} holds a config.yaml inborn did not write; choose a new directory")
+        if existing is not None and existing != kind:
+            raise InbornError(f"{str(self.path)!r} already holds a {existing} run; choose another directory")
         doc = {"kind": kind, "config": config, "model": model_spec, "env": environment()}
         atomic_write_text(self.file(self.CONFIG), yaml.safe_dump(doc, sort_keys=False))
 
@@ -106,11 +140,12 @@ class RunDir:
             raise InbornError(f"{str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from e
         if not isinstance(doc, dict) or "model" not in doc or "config" not in doc:
             raise InbornError(f"{str(path)!r} is not an inborn run config (needs 'config' and 'model')")
+        check_config_doc(doc, path)
         return doc
 
     # -- metrics ---------------------------------------------------------------
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(h, sort_keys=True) + "\n" for h in history)
+        text = "".join(strict_json(h, sort_keys=True) + "\n" for h in history)
         atomic_write_text(self.file(self.METRICS), text)
 
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -130,14 +165,14 @@ class RunDir:
     def write_model(self, state: dict[str, torch.Tensor], model_spec: dict[str, Any],
                     extra: dict[str, Any] | None = None, meta: dict[str, str] | None = None) -> None:
         """The selected model's tensors, with its spec (and `meta`, e.g. a ticket's) in the header."""
-        header = {"inborn_model": json.dumps(model_spec, sort_keys=True), "inborn_extra": json.dumps(extra or {}),
+        header = {"inborn_model": strict_json(model_spec, sort_keys=True), "inborn_extra": strict_json(extra or {}),
                   **(meta or {})}
         tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         atomic_write(self.file(self.MODEL), lambda p: save_file(tensors, str(p), metadata=header))
 
     def save_checkpoint(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        meta = {"inborn_state": json.dumps(state, sort_keys=True)}
+        meta = {"inborn_state": strict_json(state, sort_keys=True)}
         atomic_write(self.file(self.CHECKPOINT), lambda p: save_file(tensors, str(p), metadata=meta))
 
     def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -145,7 +180,49 @@ class RunDir:
         if not path.exists():
             return None
         tensors, meta = read_safetensors(path)
-        return tensors, json.loads(meta.get("inborn_state", "{}"))
+        return tensors, _training_state(meta, path)
+
+    def checkpoint_shapes(self) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]] | None:
+        """The checkpoint's tensor shapes and training state, read from its header only (no
+        tensor is loaded): what a resume checks before it takes the lock."""
+        path = self.file(self.CHECKPOINT)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as e:
+            raise InbornError(f"{str(path)!r} is not a readable safetensors file ({str(e).splitlines()[0]})") from e
+        return shapes, _training_state(meta, path)
+
+
+def _training_state(meta: dict[str, str], path: Path) -> dict[str, Any]:
+    """The training state in a checkpoint's metadata, checked: a one-line error if foreign."""
+    try:
+        state = json.loads(meta["inborn_state"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state metadata is missing "
+                          "or not JSON)") from e
+    if (not isinstance(state, dict) or not isinstance(state.get("epoch"), int)
+            or not isinstance(state.get("history"), list) or not isinstance(state.get("best"), dict)):
+        raise InbornError(f"{str(path)!r} is not an inborn checkpoint (its training state lacks epoch, "
+                          "history or best)")
+    return state
+
+
+def check_config_doc(doc: dict[str, Any], path: str | Path) -> None:
+    """The shape every inborn config.yaml has: a kind, a config mapping naming its data set, a
+    model mapping naming its architecture; anything else is a one-line error on read."""
+    where = str(path)
+    if not isinstance(doc.get("config"), dict) or not isinstance(doc.get("model"), dict):
+        raise InbornError(f"{where!r} is not an inborn run config ('config' and 'model' must be mappings)")
+    if "kind" in doc and not isinstance(doc["kind"], str):
+        raise InbornError(f"{where!r}: 'kind' must be a name, got {doc['kind']!r}")
+    if not isinstance(doc["config"].get("data"), str):
+        raise InbornError(f"{where!r}: config.data must name a data set, got {doc['config'].get('data')!r}")
+    if not isinstance(doc["model"].get("arch"), str):
+        raise InbornError(f"{where!r}: model.arch must name a model, got {doc['model'].get('arch')!r}")
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -28,9 +28,11 @@ from inborn.models.ensemble import Ensemble
 from inborn.models.registry import model_entry
 from inborn.runs import load
 from inborn.store import ResultsDB
+from inborn.store.guard import claim_study
 from inborn.studies.execute import run_or_fail
 from inborn.studies.nas_config import NasStudyConfig
 from inborn.sweep import Cell
+from inborn.sweep.cells import check_settings
 from inborn.sweep.grid import safe_name
 from inborn.tables import markdown_table, write_csv
 from inborn.train.config import TrainConfig
@@ -183,7 +185,11 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     splits = load_data(cfg.data, cfg.data_dir, seed=cfg.seed)  # fail on a missing data set before any run starts
     grid = eps_grid(cfg, splits.info.default_eps)
     cells = study_cells(cfg, out)
-    out.mkdir(parents=True, exist_ok=True)
+    for cell in cells:
+        check_settings(cell.config, cell.name)
+    if db is not None:
+        ResultsDB(db).check()
+    claim_study(out, "study")
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
     run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db)
 

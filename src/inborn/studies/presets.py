@@ -15,7 +15,7 @@ import yaml
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
 from inborn.studies.nas_config import NasStudyConfig
-from inborn.train.config import TrainConfig
+from inborn.sweep.cells import check_settings
 from inborn.values import parse_eps
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -99,7 +99,7 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
         sized = base if size is None else with_value(base, resolved.get("widen", "width"), size)
         for value in resolved["values"]:
             config = with_value(sized, resolved["vary"], value)
-            TrainConfig.from_dict({**TrainConfig().to_dict(), **{k: v for k, v in config.items()}}).validate()
+            check_settings(config, f"{doc['study']} {resolved['vary']}={value}")
     return resolved
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from inborn.data import load_data
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
+from inborn.store import ResultsDB
+from inborn.store.guard import claim_study
 from inborn.studies.execute import run_or_fail
 from inborn.studies.family import run_family_study
 from inborn.studies.nas import run_nas_study
@@ -50,7 +52,9 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     if preset["runner"] != "nas" and preset["base"].get("eps") is None:
         preset["base"]["eps"] = info.default_eps
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if db is not None:
+        ResultsDB(db).check()
+    claim_study(out, "study")  # new, empty or an inborn study: never a run or a user's files
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
 
     run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address, db=db)

@@ -90,16 +90,36 @@ def plan_cells(base_config: str | Path, specs: list[str], out: str | Path) -> li
         names.add(name)
         cell_kind = kind or infer_kind(config)
         check_kind(cell_kind, config, name)
-        try:  # unknown names and bad values fail here, once, not in every cell
-            TrainConfig.from_dict({**TrainConfig().to_dict(), **config}).validate()
-        except TypeError as e:
-            raise InbornError(f"cell {name!r}: {e}") from e
-        if "data" in config:
-            dataset_entry(config["data"])
-        if "arch" in config:
-            model_entry(config["arch"])
+        check_settings(config, name)
+        finetune = config.get("finetune") or {}
+        if cell_kind == "finetune" and isinstance(finetune.get("ticket"), str):
+            from inborn.store.run_dir import RunDir as _Run
+
+            try:  # a sweep's tickets exist before it starts (a study's are made by its earlier cells)
+                if "supermask" not in _Run(finetune["ticket"]).read_config()["model"]:
+                    raise InbornError(f"{finetune['ticket']!r} is not a ticket (made by inborn search)")
+            except InbornError as e:
+                raise InbornError(f"cell {name!r}: {e}") from e
         cells.append(Cell(name=name, kind=cell_kind, config=config, out=Path(out) / name, values=values))
     return cells
+
+
+def check_settings(config: dict[str, Any], name: str) -> None:
+    """Everything about a cell's settings that can be known before it runs: types, ranges, names
+    (data set, model, mask pattern, weight init). Unknown names and bad values fail here, once,
+    in the parent, before any worker starts or any directory is made."""
+    from inborn.train.loop import check_ticket_names
+
+    try:
+        cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **config}).validate()
+        dataset_entry(cfg.data)
+        model_entry(cfg.arch)
+        if cfg.ticket is not None:
+            check_ticket_names(cfg.ticket)
+    except TypeError as e:
+        raise InbornError(f"cell {name!r}: {e}") from e
+    except InbornError as e:
+        raise InbornError(f"cell {name!r}: {e}") from e
 
 
 # -- state on disk ---------------------------------------------------------------

@@ -98,8 +98,11 @@ def run_cells(
         raise InbornError(f"--gpus-per-run must be >= 0, got {gpus_per_run:g}")
     if address and executor != "ray":
         raise InbornError("--address is for --executor ray")
+    for cell in cells:  # every cell's settings, in this process, before any worker starts
+        cellmod.check_settings(cell.config, cell.name)
     db = db if isinstance(db, ResultsDB) else ResultsDB(db)
     db = ResultsDB(db.path.resolve())  # cells may run in another working directory
+    db.check()
     ensure_db(db)  # created here, once, not by the first cells racing to create it
     if executor == "ray":
         require_ray()  # before anything is written

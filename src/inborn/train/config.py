@@ -11,8 +11,9 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig
-from inborn.settings import check_keys, setting
+from inborn.settings import check_keys, check_values, setting
 from inborn.train.schedules import SCHEDULES
+from inborn.values import parse_eps
 
 ADV_METHODS = ("none", "pgd", "fgsm", "fgsm-rs", "free")
 ADV_MODES = ("train", "eval")
@@ -25,43 +26,45 @@ class TrainConfig:
     data: str = setting("mnist5k", "data set name (see `inborn data`), default mnist5k")
     data_dir: str | None = setting(None, "directory holding the data set's files (local data sets)")
     arch: str = setting("conv4", "model name (see `inborn models`), default conv4")
-    width: float = setting(1.0, "channel width multiplier, default 1.0")
+    width: float = setting(1.0, "channel width multiplier, default 1.0", low=0, low_open=True)
     affine_bn: bool = setting(True, "non-affine BatchNorm (no learnable scale/shift)")
     model_kwargs: dict[str, Any] = setting(
         factory=dict, help="a model option, e.g. init_channels=8 or layers=5 for DARTS networks (repeatable)",
         flag="--model-opt", parse="options")
-    epochs: int = setting(10, "training epochs")
-    batch_size: int = setting(128, "batch size (default: the data set's recipe)")
-    lr: float = setting(0.1, "learning rate (default: the data set's recipe)")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(5e-4, "SGD weight decay")
+    epochs: int = setting(10, "training epochs", low=1)
+    batch_size: int = setting(128, "batch size (default: the data set's recipe)", low=1)
+    lr: float = setting(0.1, "learning rate (default: the data set's recipe)", low=0, low_open=True)
+    momentum: float = setting(0.9, "SGD momentum", low=0)
+    weight_decay: float = setting(5e-4, "SGD weight decay", low=0)
     nesterov: bool = setting(False, "Nesterov momentum")
     schedule: str = setting("multistep", "learning-rate schedule (default: the data set's recipe)",
                             choices=SCHEDULES)
     milestones: list[int] | None = setting(None, "epochs at which multistep divides the lr by 10, e.g. 80,120",
                                            parse="int_list")
-    grad_clip: float | None = setting(None, "clip the gradient norm to this value")
+    grad_clip: float | None = setting(None, "clip the gradient norm to this value", low=0, low_open=True)
     augment: bool = setting(True, "no random crop / flip")
     # The NAS recipe (DARTS): cutout patch side in pixels (0: off), weight of the auxiliary
     # head's loss (0: no head), and the final drop-path probability, reached linearly.
-    cutout: int = setting(0, "cutout patch side in pixels (NAS recipe; 0: off)")
-    aux_weight: float = setting(0.0, "auxiliary head loss weight (NAS recipe, e.g. 0.4; 0: no head)")
-    drop_path: float = setting(0.0, "final drop-path probability, reached linearly (NAS recipe)")
+    cutout: int = setting(0, "cutout patch side in pixels (NAS recipe; 0: off)", low=0)
+    aux_weight: float = setting(0.0, "auxiliary head loss weight (NAS recipe, e.g. 0.4; 0: no head)", low=0)
+    drop_path: float = setting(0.0, "final drop-path probability, reached linearly (NAS recipe)", low=0, high=1,
+                               high_open=True)
     # Adversarial training. ε and step sizes are in pixel units.
     adv: str = setting("none", "adversarial training: none, pgd, fgsm, fgsm-rs, free (default none; pgd for "
                                "search and finetune)")
     eps: float | None = setting(None, "ε in pixel units, e.g. 0.3 or 8/255 (default: the data set's usual ε)",
-                                parse="eps")
-    adv_steps: int = setting(7, "PGD steps for adv pgd (default 7)")
+                                parse="eps", low=0)
+    adv_steps: int = setting(7, "PGD steps for adv pgd (default 7)", low=1)
     adv_step_size: float | None = setting(None, "attack step in pixel units (default ε/4; 1.25ε for fgsm-rs)",
-                                          parse="eps")
-    free_replays: int = setting(4, "minibatch replays for adv free (default 4)")
+                                          parse="eps", low=0)
+    free_replays: int = setting(4, "minibatch replays for adv free (default 4)", low=1)
     adv_mode: str = setting("train", "model mode while making training attacks", choices=ADV_MODES)
-    eps_warmup_epochs: float = setting(0.0, "epochs over which ε ramps up linearly from 0", flag="--eps-warmup")
+    eps_warmup_epochs: float = setting(0.0, "epochs over which ε ramps up linearly from 0", flag="--eps-warmup", low=0)
     # Model selection on the validation split (never on test).
-    val_fraction: float = setting(0.1, "share of train held out for model selection (0.1)")
-    select_attack_steps: int = setting(10, "PGD steps of the validation attack that selects the checkpoint")
-    test_attack_steps: int = setting(20, "PGD steps of the final test attack")
+    val_fraction: float = setting(0.1, "share of train held out for model selection (0.1)", low=0, high=1,
+                                  high_open=True)
+    select_attack_steps: int = setting(10, "PGD steps of the validation attack that selects the checkpoint", low=1)
+    test_attack_steps: int = setting(20, "PGD steps of the final test attack", low=1)
     # Also test every epoch and report the best test figure, labelled as the RST reference's
     # protocol (selection on test: optimistic, never used to choose the model).
     test_every_epoch: bool = setting(False, "also report the best test robust accuracy over epochs (the RST "
@@ -84,6 +87,14 @@ class TrainConfig:
         return "search" if self.ticket is not None else "train"
 
     def validate(self) -> TrainConfig:
+        """Every setting's type, finiteness and range (from the fields' metadata), then the rules
+        between settings; a config from flags, YAML, a preset or a sweep cell passes here."""
+        check_values(self)
+        for key in ("data", "arch"):
+            if not getattr(self, key).strip():
+                raise InbornError(f"{key} must name a {'data set' if key == 'data' else 'model'}, got ''")
+        if self.schedule not in SCHEDULES:
+            raise InbornError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         if self.adv not in ADV_METHODS:
             raise InbornError(f"unknown adversarial method {self.adv!r}; known: {', '.join(ADV_METHODS)}")
         if self.eps is not None and self.eps < 0:
@@ -105,7 +116,11 @@ class TrainConfig:
         if self.adv != "none" and self.adv_steps < 1:
             raise InbornError(f"adversarial steps must be >= 1, got {self.adv_steps}")
         if self.ticket is not None:
-            SupermaskConfig.from_dict(self.ticket)
+            if not isinstance(self.ticket, dict):
+                raise InbornError(f"ticket must be a mapping of ticket settings, got {self.ticket!r}")
+            check_values(SupermaskConfig.from_dict(self.ticket), "ticket.")
+        if self.finetune is not None and not isinstance(self.finetune, dict):
+            raise InbornError(f"finetune must be a mapping of fine-tuning settings, got {self.finetune!r}")
         if self.from_run and self.ticket is None:
             raise InbornError("from_run is the trained run a ticket is searched on: it needs ticket settings")
         if self.finetune is not None:
@@ -117,7 +132,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise InbornError(f"a training config must be a mapping of settings, got {type(d).__name__}")
         check_keys(cls, d, "training config")
+        for key in ("eps", "adv_step_size"):  # ε in a YAML file may be written as 8/255
+            if isinstance(d.get(key), str):
+                d = {**d, key: parse_eps(d[key])}
         return cls(**d)
 
 
@@ -131,6 +151,7 @@ class FinetuneConfig:
     mask: str = setting("ticket", "the ticket's mask, or a random one of the same size", choices=MASK_MODES)
 
     def validate(self) -> FinetuneConfig:
+        check_values(self, "finetune.")
         if not self.ticket:
             raise InbornError("fine-tuning needs finetune.ticket: the run directory of a ticket")
         if self.weights not in WEIGHT_MODES:

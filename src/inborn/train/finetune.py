@@ -26,8 +26,9 @@ from inborn.train.config import FinetuneConfig
 
 def ticket_run_config(path: str) -> dict[str, Any]:
     doc = RunDir(path).read_config()
-    if "supermask" not in doc["model"]:
-        raise InbornError(f"{path!r} is not a ticket (made by inborn search)")
+    if "supermask" not in doc["model"] or doc.get("kind") != "search":
+        what = f"a {doc.get('kind')} run" if doc.get("kind") else "no ticket"
+        raise InbornError(f"{path!r} is {what}, not a ticket (made by inborn search); fine-tune one of its tickets")
     return doc
 
 

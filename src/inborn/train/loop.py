@@ -10,6 +10,7 @@ its slice of each, in DistributedDataParallel; rank 0 alone validates, tests and
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 import warnings
@@ -35,9 +36,15 @@ from inborn.runs import load, save_model
 from inborn.seeding import epoch_seed, seed_everything
 from inborn.spec import build_model
 from inborn.store import ResultsDB, RunDir
+from inborn.store.guard import TRAIN_KINDS, check_output
 from inborn.train.config import TrainConfig
 from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
+
+
+class NonFiniteLoss(InbornError):
+    """The loss became NaN or infinite: training stops, the last good checkpoint stays."""
+
 
 NO_VALIDATION = "no validation split: no selection is possible, so the last epoch is the one tested"
 
@@ -114,16 +121,71 @@ def train(
     """Train a model as `cfg` says into the run directory `out`; returns the run's summary."""
     run = RunDir(out)
     if resume:
-        cfg = TrainConfig.from_dict(run.read_config()["config"])
-    elif run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
-        raise InbornError(f"{str(run.path)!r} already holds a run; resume it or choose another run directory")
-    cfg.validate()
+        doc = run.read_config()
+        if doc.get("kind") not in TRAIN_KINDS:
+            raise InbornError(f"{str(run.path)!r} holds a {doc.get('kind')} run, which --resume cannot continue")
+        try:
+            cfg = TrainConfig.from_dict(doc["config"])
+        except TypeError as e:
+            raise InbornError(f"{str(run.file(RunDir.CONFIG))!r} is not a training config: {e}") from e
+        cfg.validate()
+        check_output(run.path, cfg.kind)
+    else:
+        cfg.validate()
+        check_output(run.path, cfg.kind)  # new, empty, or a run of this kind: never a user's files
+        if run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
+            raise InbornError(f"{str(run.path)!r} already holds a run; resume it or choose another run directory")
+    if cfg.ticket is not None:  # the ticket's names too, before the run directory exists
+        check_ticket_names(cfg.ticket)
     # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
     lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     # The data first: a missing data set must fail before the run directory is created.
     splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if resume:
+        _check_resumable(run, cfg, splits)
     with lock:
-        return _train(run, cfg, splits, resume=resume, db=db or ResultsDB(), progress=progress)
+        return _train_recorded(run, cfg, splits, resume=resume, db=db or ResultsDB(), progress=progress)
+
+
+def _check_resumable(run: RunDir, cfg: TrainConfig, splits: DataSplits) -> None:
+    """A checkpoint to resume from must be inborn's and fit the run's model: checked from its
+    header before the lock is taken, so a foreign or mismatched one changes no file."""
+    found = run.checkpoint_shapes()
+    if found is None:
+        return
+    shapes, _ = found
+    model, spec = _initial_model(cfg, splits)
+    own = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+    stored = {k: v for k, v in shapes.items() if k.startswith("model.")}
+    if own != stored:
+        bad = sorted(set(own) ^ set(stored)) or sorted(k for k in own if own[k] != stored[k])
+        raise InbornError(f"the checkpoint in {str(run.path)!r} does not fit the run's model ({spec.get('arch')}, "
+                          f"width {spec.get('width')}): e.g. {bad[0]}")
+
+
+def check_ticket_names(ticket: dict[str, Any]) -> None:
+    """A ticket's mask pattern and weight init are known names (a one-line error otherwise)."""
+    from inborn.masks.init import INITS
+    from inborn.masks.patterns import check_pattern
+
+    check_pattern(str(ticket.get("pattern", "element")), ticket["keep_ratio"])
+    if ticket.get("init", "signed_constant") not in INITS:
+        raise InbornError(f"unknown weight init {ticket['init']!r}; known: {', '.join(INITS)}")
+
+
+def _train_recorded(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
+                    progress: bool) -> dict[str, Any]:
+    """`_train`, with the run's database row marked on the way out: `interrupted` (Ctrl-C, SIGTERM)
+    or `failed` (any error), never left `running`. A SIGKILL cannot be caught: `inborn runs`
+    repairs such a row when it next sees it (inborn.store.status)."""
+    try:
+        return _train(run, cfg, splits, resume=resume, db=db, progress=progress)
+    except BaseException as e:
+        if distributed.is_main() and run.file(RunDir.CONFIG).exists():
+            status = "interrupted" if isinstance(e, KeyboardInterrupt | SystemExit) else "failed"
+            with contextlib.suppress(Exception):
+                db.mark_run(run.path, status, only_if="running")
+        raise
 
 
 def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
@@ -143,7 +205,11 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     start_epoch, history, best = 0, [], {"epoch": -1, "score": float("-inf")}
     if resume and (ckpt := run.load_checkpoint()) is not None:
         tensors, state = ckpt
-        restore_training_state(model, trainer.opt, tensors)
+        try:
+            restore_training_state(model, trainer.opt, tensors)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise InbornError(f"the checkpoint in {str(run.path)!r} does not fit the run's model ({spec.get('arch')}, "
+                              f"width {spec.get('width')}): {str(e).strip().splitlines()[0][:160]}") from e
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
     trainer.net = distributed.wrap(model, device)  # trains the weights; attacks and evaluation use `model`
     if main and (not resume or start_epoch == 0):
@@ -230,7 +296,11 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
         else:
             loss, logits = _pgd_step(t, x, y, cur_eps, share)
         seen += len(y)
-        loss_sum += loss.item() * len(y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"the training loss became {value} at epoch {epoch + 1}, batch {i + 1}; the run "
+                                "stopped, its last complete epoch is kept (lower --lr, or check ε and the data)")
+        loss_sum += value * len(y)
         correct += logits.argmax(1).eq(y).sum().item()
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
