@@ -18,6 +18,7 @@ from dataclasses import MISSING, Field, field, fields
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.values import range_text
 
 
 def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, **meta: Any) -> Any:
@@ -70,9 +71,7 @@ def check_value(f: Field, value: Any, what: str) -> None:
         low_open, high_open = f.metadata.get("low_open", False), f.metadata.get("high_open", False)
         if (low is not None and (value <= low if low_open else value < low)) or (
                 high is not None and (value >= high if high_open else value > high)):
-            from inborn.values import _range_text
-
-            raise InbornError(f"{what} must be {_range_text(low, high, low_open, high_open)}, got {value!r}")
+            raise InbornError(f"{what} must be {range_text(low, high, low_open, high_open)}, got {value!r}")
     if base == "list" and f.metadata.get("parse") in ("eps_list", "int_list"):
         for v in value:
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:

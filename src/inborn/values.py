@@ -46,11 +46,11 @@ def parse_real(text: str | float, what: str = "value", *, low: float | None = No
     bad_low = low is not None and (value <= low if low_open else value < low)
     bad_high = high is not None and (value >= high if high_open else value > high)
     if bad_low or bad_high:
-        raise InbornError(f"{what} must be {_range_text(low, high, low_open, high_open)}, got {text}")
+        raise InbornError(f"{what} must be {range_text(low, high, low_open, high_open)}, got {text}")
     return value
 
 
-def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+def range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
         return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     if low is not None:
