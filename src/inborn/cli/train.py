@@ -81,7 +81,8 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     else:
         assert cfg is not None
         dataset_entry(cfg.data)  # fail fast on unknown names, before anything is written
-        model_entry(cfg.arch)
+        if not (cfg.from_run and cfg.arch.startswith("imported:")):  # an imported network is its run's
+            model_entry(cfg.arch)
         summary = train(cfg, args.out, db=ResultsDB(args.db), progress=not args.quiet)
     t = summary["test"]
     print(f"run: {args.out}")

@@ -32,10 +32,12 @@ from inborn.evaluation.results import evaluation_rows
 from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen
 from inborn.masks.ticket import is_supermask
 from inborn.runs import load, save_model
+from inborn.runs.imported import imported_source
 from inborn.seeding import epoch_seed, seed_everything
 from inborn.spec import build_model
 from inborn.store import ResultsDB, RunDir
 from inborn.train.config import TrainConfig
+from inborn.train.curves import write_curves
 from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
 
@@ -164,6 +166,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
                 save_model(run, model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
             run.save_checkpoint(training_state(model, trainer.opt), {"epoch": epoch, "history": history, "best": best})
             run.write_metrics(history)
+            write_curves(run.path, history, best["epoch"], _curves_title(cfg, run))
             if progress:
                 tqdm.write(_epoch_line(record, cfg.epochs))
         distributed.barrier()
@@ -181,8 +184,16 @@ def _initial_model(cfg: TrainConfig, splits: DataSplits) -> tuple[nn.Module, dic
     else the configured network (a supermask over random or, with from_run, trained weights)."""
     if cfg.finetune is not None:
         return finetune_start(cfg.finetune, cfg.seed)
-    spec = model_spec_for(cfg, splits)
+    spec = imported_ticket_spec(cfg) or model_spec_for(cfg, splits)
     return build_model(spec, dense_weights=_trained_weights(cfg, spec)), spec
+
+
+def imported_ticket_spec(cfg: TrainConfig) -> dict[str, Any] | None:
+    """A robust trained ticket on an imported model: the import's network under the ticket's mask."""
+    source = imported_source(cfg.from_run) if cfg.from_run and cfg.ticket is not None else None
+    if source is None:
+        return None
+    return {**source, "supermask": SupermaskConfig(**cfg.ticket).to_dict(), "weights": "stored"}
 
 
 def _trainer(cfg: TrainConfig, model: nn.Module, eps: float) -> _Trainer:
@@ -314,13 +325,13 @@ def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None
     if not cfg.from_run:
         return None
     doc = RunDir(cfg.from_run).read_config()
-    if doc.get("kind") != "train" or "supermask" in doc["model"]:
+    if doc.get("kind") not in ("train", "imported") or "supermask" in doc["model"]:
         raise InbornError(f"from_run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
     source = doc["model"]
     keys = ("arch", "num_classes", "in_channels", "image_size", "width", "kwargs")
     if any(source.get(k) != spec.get(k) for k in keys):
         raise InbornError(f"from_run {cfg.from_run!r} holds {source.get('arch')!r} (width {source.get('width')}), "
-                          f"not {spec['arch']!r} (width {spec['width']}) on this data: use the same architecture")
+                          f"not {spec['arch']!r} (width {spec.get('width')}) on this data: use the same architecture")
     return load(cfg.from_run)
 
 
@@ -401,6 +412,11 @@ def restore_training_state(model: nn.Module, opt: torch.optim.Optimizer, tensors
     for key, buf in tensors.items():
         if key.startswith("momentum."):
             opt.state[params[key[9:]]]["momentum_buffer"] = buf.to(device)
+
+
+def _curves_title(cfg: TrainConfig, run: RunDir) -> str:
+    adv = "natural" if cfg.adv == "none" else f"{cfg.adv} at ε={cfg.eps:.4g}"
+    return f"{run.path.name}: {cfg.kind} of {cfg.arch} on {cfg.data} ({adv})"
 
 
 def _epoch_line(r: dict[str, Any], epochs: int) -> str:
