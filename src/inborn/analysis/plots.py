@@ -159,6 +159,9 @@ def plot_runs_val_robust(runs: list[tuple[str, list[dict[str, Any]]]], path: str
         (line,) = ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=label)
         best = max(pts, key=lambda p: p[1])
         ax.scatter([best[0]], [best[1]], marker="*", s=120, color=line.get_color(), zorder=3)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation robust accuracy")
     ax.set_ylim(0, 1.02)

@@ -416,7 +416,7 @@ def restore_training_state(model: nn.Module, opt: torch.optim.Optimizer, tensors
 
 def _curves_title(cfg: TrainConfig, run: RunDir) -> str:
     adv = "natural" if cfg.adv == "none" else f"{cfg.adv} at ε={cfg.eps:.4g}"
-    return f"{run.path.name}: {cfg.kind} of {cfg.arch} on {cfg.data} ({adv})"
+    return f"{run.path.name}: {cfg.kind} run, {cfg.arch} on {cfg.data} ({adv})"
 
 
 def _epoch_line(r: dict[str, Any], epochs: int) -> str:
