@@ -185,7 +185,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     cells = study_cells(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
-    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db)
+    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db, progress=progress)
 
     dev = resolve_device(device)
     info = splits.info
