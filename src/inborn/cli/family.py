@@ -55,6 +55,14 @@ def cmd_family(args: argparse.Namespace) -> int:
     from inborn.store import RunDir
 
     out = Path(args.out)
+    if getattr(args, "smoke", False):  # every ticket's search smoked, the family built, in a throwaway directory
+        import tempfile
+
+        if args.from_tickets:
+            raise InbornError("--smoke searches the tickets: give --keep, not --from-tickets")
+        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / "family"
+        args = argparse.Namespace(**{**vars(args), "out": str(out), "throwaway": True})
+        print(f"smoke: a throwaway family in {out}, not in --out")
     if args.from_tickets:
         members = parse_names(args.from_tickets)
     else:

@@ -40,6 +40,7 @@ from inborn.train.config import TrainConfig
 from inborn.train.curves import write_curves
 from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
+from inborn.train.smoke import projection, smoke_setup
 
 NO_VALIDATION = "no validation split: no selection is possible, so the last epoch is the one tested"
 
@@ -135,6 +136,10 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     progress = progress and main
     eps = splits.info.default_eps if cfg.eps is None else cfg.eps
     cfg.eps = eps
+    smoke_full = None
+    if cfg.smoke:  # a sliver of the data, timed (inborn.train.smoke)
+        cfg, splits, smoke_full = smoke_setup(cfg, splits, device.type)
+    eval_seconds = 0.0
 
     if len(splits.val) == 0 and main:
         warnings.warn(NO_VALIDATION, stacklevel=3)
@@ -156,7 +161,9 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     for epoch in range(start_epoch, cfg.epochs):
         record = _train_epoch(trainer, splits, epoch, eps, device, progress)
         if main:  # the other ranks wait at the barrier below
+            t_val = time.time()
             record.update(validate(model, splits, cfg, eps))
+            eval_seconds += time.time() - t_val
             if cfg.test_every_epoch:
                 record["test_robust_acc"] = _test_robust(model, splits, cfg)
             history.append(record)
@@ -173,7 +180,13 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
 
     summary: dict[str, Any] | None = None
     if main:
+        t_test = time.time()
         summary, test_result = finish(run, cfg, spec, splits, best, history, device, progress)
+        if smoke_full is not None:
+            train_seconds = sum(h["seconds"] for h in history)
+            summary["smoke"] = projection(smoke_full, splits, history,
+                                          train_seconds + eval_seconds + time.time() - t_test)
+            run.write_summary(summary)
         db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
         db.add_results(evaluation_rows(test_result, run.path, "test"))
     return distributed.broadcast_object(summary)  # the same summary on every rank
@@ -223,7 +236,9 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
     batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
     bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     free_delta: torch.Tensor | None = None  # restarts each epoch, so that resume replays exactly
+    batch_times: list[float] = []  # a smoke run's measurement
     for i, (x, y) in enumerate(bar):
+        t_batch = time.time()
         lr, cur_eps = schedule(cfg, epoch + i / iters, eps)
         t.set_lr(lr)
         if cfg.augment:
@@ -244,10 +259,12 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
         loss_sum += loss.item() * len(y)
         correct += logits.argmax(1).eq(y).sum().item()
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        batch_times.append(time.time() - t_batch)
     totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
     seen, loss_sum, correct = distributed.all_reduce_sum(totals).tolist()  # over all ranks
-    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-            "lr": t.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+    record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+              "lr": t.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+    return {**record, "batch_seconds": batch_times} if cfg.smoke else record
 
 
 def _pgd_step(t: _Trainer, x: torch.Tensor, y: torch.Tensor, eps: float,
