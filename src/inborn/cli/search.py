@@ -46,7 +46,10 @@ def imported_settings(from_run: str | None) -> dict:
         return {}
     from inborn.store.run_dir import RunDir
 
-    doc = RunDir(from_run).read_config()
+    run = RunDir(from_run)
+    if not run.file(RunDir.CONFIG).is_file():
+        return {}  # a missing run is reported where it is read, as for any from_run
+    doc = run.read_config()
     if doc.get("kind") != "imported":
         return {}
     return {k: doc["config"][k] for k in _FROM_IMPORT if doc["config"].get(k) is not None}
