@@ -21,6 +21,7 @@ def test_expand_archs_ranges_and_duplicates():
 def test_nas_study_writes_its_report_and_reuses_runs(tmp_path, capsys):
     out = tmp_path / "study"
     assert main([*TINY, "--out", str(out)]) == 0
+    assert "sweep" not in capsys.readouterr().err  # --quiet: no progress bar of the runs either
     for name in ("report.md", "table.csv", "ensemble.csv", "robust_vs_eps.png", "study.json"):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader((out / "table.csv").read_text().splitlines()))

@@ -8,6 +8,7 @@ from inborn.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS = {"create_model": "inborn.models", "evaluate": "inborn.evaluation.api", "load": "inborn.runs.load"}
+_EXPORTS = {"benchmark": "inborn.evaluation.benchmark", "create_model": "inborn.models",
+            "evaluate": "inborn.evaluation.api", "load": "inborn.runs.load"}
 __all__ = ["__version__", *_EXPORTS]
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

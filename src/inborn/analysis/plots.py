@@ -6,6 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from inborn.io import atomic_write
+from inborn.train.curves import plot_training_curves
+
+__all__ = ["plot_r2s", "plot_robustness_curve", "plot_runs_val_robust", "plot_study_curves", "plot_training_curves",
+           "plot_transfer_heatmap"]
 
 
 def plot_robustness_curve(result: dict[str, Any], path: str | Path, title: str = "") -> None:
@@ -136,4 +140,34 @@ def plot_r2s(result: dict[str, Any], path: str | Path, references: list[dict[str
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    plt.close(fig)
+
+
+def plot_runs_val_robust(runs: list[tuple[str, list[dict[str, Any]]]], path: str | Path) -> None:
+    """Several runs' validation robust accuracy per epoch on one figure (`inborn runs --plot`),
+    each run's selected epoch marked with a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, history in runs:
+        pts = [(h["epoch"] + 1, h["val_robust_acc"]) for h in history if h.get("val_robust_acc") is not None]
+        if not pts:
+            continue
+        (line,) = ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=label)
+        best = max(pts, key=lambda p: p[1])
+        ax.scatter([best[0]], [best[1]], marker="*", s=120, color=line.get_color(), zorder=3)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation robust accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("validation robust accuracy (★: best epoch)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)

@@ -8,12 +8,14 @@ import sys
 from typing import Any
 
 from inborn.cli import (
+    card,
     demo,
     ensemble,
     evaluate,
     export,
     family,
     finetune,
+    import_,
     listing,
     nas,
     reproduce,
@@ -43,6 +45,8 @@ def build_parser() -> OneLineParser:
     family.add_parsers(sub)
     ensemble.add_parser(sub)
     export.add_parser(sub)
+    import_.add_parser(sub)
+    card.add_parser(sub)
     runs.add_parser(sub)
     demo.add_parser(sub)
     sweep.add_parser(sub)

@@ -59,8 +59,16 @@ def cmd_family(args: argparse.Namespace) -> int:
     # Everything checked before the first ticket is searched: the keep ratios, the output (new,
     # empty, or this family: never another run, e.g. one of its member tickets), the database.
     keeps = parse_ratio_list(args.keep) if args.keep and not args.from_tickets else []
-    check_output(out, "family", allow=("tickets",))
     ResultsDB(args.db).check()
+    if getattr(args, "smoke", False):  # every ticket's search smoked, the family built, in a throwaway directory
+        import tempfile
+
+        if args.from_tickets:
+            raise InbornError("--smoke searches the tickets: give --keep, not --from-tickets")
+        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / "family"
+        args = argparse.Namespace(**{**vars(args), "out": str(out), "throwaway": True})
+        print(f"smoke: a throwaway family in {out}, not in --out")
+    check_output(out, "family", allow=("tickets",))
     if args.from_tickets:
         members = parse_names(args.from_tickets)
     else:

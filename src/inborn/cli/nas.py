@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-parallel", type=count_arg, default=1, help="runs trained at once")
     p.add_argument("--device", default="auto")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    p.add_argument("--smoke", action="store_true",
+                   help="every run for 1 epoch of 2 batches, 8 images per attack, into a throwaway directory; "
+                        "prints the projected time of the full study")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_nas)
 
@@ -55,10 +58,25 @@ def cmd_nas(args: argparse.Namespace) -> int:
 
     from inborn.studies.nas import run_nas_study
 
-    result = run_nas_study(study_config(args), args.out, executor=args.executor, max_parallel=args.max_parallel,
-                           address=args.address, device=args.device, progress=not args.quiet, db=args.db)
+    cfg, out, db = study_config(args), Path(args.out), args.db
+    if args.smoke:
+        import dataclasses
+        import tempfile
+
+        from inborn.cli.reproduce import SMOKE_EVAL
+
+        cfg = dataclasses.replace(cfg, train={**cfg.train, "smoke": True}, n=SMOKE_EVAL, aa_n=SMOKE_EVAL)
+        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / "nas"
+        db = str(out.parent / "inborn.db")
+        print(f"smoke: the study in a throwaway directory, {out}")
+    result = run_nas_study(cfg, out, executor=args.executor, max_parallel=args.max_parallel,
+                           address=args.address, device=args.device, progress=not args.quiet, db=db)
     print(result["main_table"])
     for line in result["findings"]:
         print(line)
-    print(f"report: {Path(args.out) / 'report.md'}")
+    print(f"report: {out / 'report.md'}")
+    if args.smoke:
+        from inborn.cli.reproduce import smoke_report
+
+        print(smoke_report(out))
     return 0

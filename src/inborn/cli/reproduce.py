@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", help="repeat every run of the study over these seeds, e.g. 0,1,2 (reports give "
                                    "mean ± std); overrides the preset's seeds")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    p.add_argument("--smoke", action="store_true",
+                   help="every run of the study for 1 epoch of 2 batches and one evaluation batch, the report "
+                        "too, into a throwaway directory; prints the projected time of the full study")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -57,9 +60,56 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise InbornError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {args.seeds!r}") from None
     name = Path(args.study).stem
     out = Path(args.out or f"runs/reproduce/{name}-{args.scale}")
+    db = args.db
+    if args.smoke:
+        import tempfile
+
+        overrides.update(smoke_overrides(load_preset(args.study), args.scale))
+        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / f"{name}-{args.scale}"
+        db = str(out.parent / "inborn.db")
+        print(f"smoke: {name} at {args.scale} scale in a throwaway directory, {out}")
     result = run_study(args.study, args.scale, out, data_dir=args.data_dir, device=args.device,
                        executor=args.executor, max_parallel=args.max_parallel, address=args.address,
-                       progress=not args.quiet, overrides=overrides, db=args.db)
+                       progress=not args.quiet, overrides=overrides, db=db)
     print(result["main_table"])
     print(f"report: {result['report']}")
+    if args.smoke:
+        print(smoke_report(out))
     return 0
+
+
+SMOKE_EVAL = 8  # images of a smoke run's study-level evaluations (transfer, R2S, the NAS attacks)
+
+
+def smoke_overrides(preset: dict, scale: str) -> dict:
+    """The preset's keys that make every run and evaluation of the study a smoke one."""
+    section = preset["scales"].get(scale) or {}
+    if preset.get("runner") == "nas":
+        train = dict((section.get("settings") or {}).get("train") or {})
+        return {"settings.train": {**train, "smoke": True}, "settings.n": SMOKE_EVAL, "settings.aa_n": SMOKE_EVAL}
+    out: dict = {"base.smoke": True}
+    if "evaluate" in section:
+        out["evaluate.n"] = SMOKE_EVAL
+    return out
+
+
+def smoke_report(out) -> str:
+    """The runs' measured batch times and the projected time of the whole study, run after run."""
+    import json
+
+    from inborn.train.smoke import _duration
+
+    smokes = []
+    for path in sorted(out.glob("**/summary.json")):
+        smoke = json.loads(path.read_text()).get("smoke")
+        if smoke:
+            smokes.append((path.parent.name, smoke))
+    if not smokes:
+        return "smoke: no run reported a measurement"
+    lines = [f"smoke: {name}: {s['batch_seconds']:.2f}s per batch of {s['smoke_batch_size']}, projected "
+             f"{_duration(s['projected_epoch_seconds'])} per epoch, {_duration(s['projected_run_seconds'])} "
+             f"for {s['epochs']} epochs" for name, s in smokes]
+    total = sum(s["projected_run_seconds"] for _, s in smokes)
+    lines.append(f"smoke: projected here for the {len(smokes)} runs of the study, one after another: "
+                 f"{_duration(total)} (training and selection; the study's own evaluations come on top)")
+    return "\n".join(lines)

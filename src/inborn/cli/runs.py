@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--settings", action="store_true",
                    help="with --results: also every setting that identifies a result (step size, restarts, EOT "
                         "samples, repeats, seed, precision, model fingerprint, randomised)")
+    p.add_argument("--plot", nargs="+", metavar="RUN", help="draw these runs' validation robust accuracy per epoch "
+                   "on one figure (from their metrics.jsonl) into --out")
+    p.add_argument("--out", help="with --plot: the figure's file (default val_robust.png)")
     p.add_argument("--csv", action="store_true", help="write CSV to stdout")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.set_defaults(func=cmd_runs)
@@ -31,6 +34,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from inborn.store import ResultsDB
     from inborn.store.status import repair_stale_runs
 
+    if args.plot:
+        return plot_runs(args.plot, args.out or "val_robust.png")
+    if args.out:
+        from inborn.errors import InbornError
+
+        raise InbornError("--out names the figure of --plot: give --plot RUN... too")
     db = ResultsDB(args.db)
     db.check(write=False)
     stale = set(repair_stale_runs(db))  # a run whose process died (SIGKILL) is interrupted, never running
@@ -38,6 +47,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         from inborn.store.db import SETTING_COLUMNS
 
         rows = db.results(attack=args.attack, run_path=args.run)
+        if any(v is not None for v in (args.arch, args.data, args.kind, args.status)):
+            # Results carry no model or data set: those filters select the runs they belong to.
+            from pathlib import Path
+
+            kept = {Path(r["path"]).resolve() for r in db.runs(kind=args.kind, data=args.data, arch=args.arch,
+                                                              status=args.status)}
+            rows = [r for r in rows if Path(r["run_path"]).resolve() in kept]
         if not args.settings:
             rows = [{k: v for k, v in r.items() if k not in SETTING_COLUMNS} for r in rows]
         elif not args.csv:
@@ -61,4 +77,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
             writer.writerows(rows)
         return 0
     print(text_table(rows))
+    return 0
+
+
+def plot_runs(paths: list[str], out: str) -> int:
+    """`--plot RUN...`: every run's validation robust accuracy on one figure; checked before drawing."""
+    from pathlib import Path
+
+    from inborn.analysis.plots import plot_runs_val_robust
+    from inborn.errors import InbornError
+    from inborn.store import RunDir
+
+    runs = []
+    for path in paths:
+        run = RunDir(path)
+        run.read_config()  # a missing or foreign directory is a one-line error
+        history = run.read_metrics()
+        if not any(h.get("val_robust_acc") is not None for h in history):
+            raise InbornError(f"{path!r} has no validation robust accuracy in {RunDir.METRICS} (a natural run, "
+                              "or one without a validation split, or not started)")
+        runs.append((Path(path).name if len({Path(p).name for p in paths}) == len(paths) else path, history))
+    if Path(out).suffix.lower() != ".png":
+        raise InbornError(f"--out {out!r}: the figure is a PNG, name it .png")
+    plot_runs_val_robust(runs, out)
+    print(f"plot: {out}")
     return 0

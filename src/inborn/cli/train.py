@@ -76,6 +76,9 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     from inborn.store import ResultsDB
     from inborn.train import train
 
+    if cfg is not None and cfg.smoke and getattr(args, "smoke", None):
+        # `--smoke` typed: a throwaway directory. From a config (a study's cell) the run stays in --out.
+        return _smoke(args, cfg)
     db = ResultsDB(args.db)
     db.check()  # a bad --db fails before the run directory exists
     if args.resume:
@@ -83,7 +86,8 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     else:
         assert cfg is not None
         dataset_entry(cfg.data)  # fail fast on unknown names, before anything is written
-        model_entry(cfg.arch)
+        if not (cfg.from_run and cfg.arch.startswith("imported:")):  # an imported network is its run's
+            model_entry(cfg.arch)
         summary = train(cfg, args.out, db=db, progress=not args.quiet)
     t = summary["test"]
     print(f"run: {args.out}")
@@ -97,4 +101,33 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
         k = summary["ticket"]
         print(f"ticket: {k['kept']:,} of {k['maskable']:,} maskable weights kept ({k['kept'] / k['maskable']:.4f}), "
               f"pattern {k['pattern']}, init {k['init']}, weight seed {k['weight_seed']}")
+    return 0
+
+
+def _smoke(args: argparse.Namespace, cfg: TrainConfig) -> int:
+    """`--smoke`: the run in a throwaway directory (never --out), then the measured and projected times."""
+    import tempfile
+    from pathlib import Path
+
+    from inborn.data import dataset_entry
+    from inborn.models.registry import model_entry
+    from inborn.store import ResultsDB
+    from inborn.train import train
+    from inborn.train.smoke import smoke_lines
+
+    dataset_entry(cfg.data)
+    if not (cfg.from_run and cfg.arch.startswith("imported:")):
+        model_entry(cfg.arch)
+    if getattr(args, "throwaway", False):  # a caller's throwaway directory already (family --smoke)
+        where, db = Path(args.out), ResultsDB(Path(args.out).parent / "inborn.db")
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="inborn-smoke-"))
+        where, db = tmp / "run", ResultsDB(tmp / "inborn.db")
+    summary = train(cfg, where, db=db, progress=not args.quiet)
+    t = summary["test"]
+    print(f"smoke run (throwaway): {where}")
+    print(f"test ({t['n']} images): clean {t['clean_acc']:.4f} | {t['attack']} at ε={summary['eps']:.4g}: "
+          f"{t['robust_acc']:.4f} (a smoke run's figures mean nothing)")
+    for line in smoke_lines(summary["smoke"]):
+        print(line)
     return 0

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from inborn.masks import to_supermask
 from inborn.models import create_model
+from inborn.spec.imported import build_imported, is_imported
 
 # Keys a ticket adds to the spec of its plain network.
 TICKET_KEYS = ("supermask", "weights")
@@ -16,11 +17,14 @@ TICKET_KEYS = ("supermask", "weights")
 def build_model(spec: dict[str, Any], dense_weights: nn.Module | None = None) -> nn.Module:
     """The network of `spec`; a supermask network when the spec has one (over `dense_weights`'
     trained weights if given, else over weights redrawn from the spec's seed)."""
-    model = create_model(
-        spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
-        image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
-        mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
-    )
+    if is_imported(spec):  # a user's own network (`inborn import`)
+        model: nn.Module = build_imported(spec)
+    else:
+        model = create_model(
+            spec["arch"], num_classes=spec["num_classes"], in_channels=spec["in_channels"],
+            image_size=spec["image_size"], width=spec["width"], affine_bn=spec["affine_bn"],
+            mean=spec["mean"], std=spec["std"], **spec.get("kwargs", {}),
+        )
     if dense_weights is not None:
         model.load_state_dict(dense_weights.state_dict())
     if "supermask" in spec:

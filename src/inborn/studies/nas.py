@@ -191,7 +191,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
         ResultsDB(db).check()
     claim_study(out, "study")
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
-    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db)
+    run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db, progress=progress)
 
     dev = resolve_device(device)
     info = splits.info

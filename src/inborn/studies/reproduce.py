@@ -57,7 +57,8 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     claim_study(out, "study")  # new, empty or an inborn study: never a run or a user's files
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
 
-    run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address, db=db)
+    run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address, db=db,
+                            progress=progress)
 
     if preset["runner"] == "nas":
         result = run_nas_study(NasStudyConfig.from_dict(preset["settings"]), out, executor=executor,

@@ -72,6 +72,10 @@ class TrainConfig:
     seed: int = setting(0, "seed of the run (data order, validation split, attacks)")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     amp: bool = setting(True, "no bf16 autocast on CUDA")
+    # A smoke run: every step of the real path on a sliver of the data, with the measured time
+    # projected to the full run (inborn.train.smoke).
+    smoke: bool = setting(False, "smoke run: 1 epoch of 2 batches and one evaluation batch, into a throwaway "
+                                 "directory; prints the batch time and the projected time of a full epoch and run")
     # Robust scratch tickets: when set, only a mask over frozen weights is learned. The keys
     # are SupermaskConfig's fields (`to_supermask`'s keywords). `from_run` searches on a trained
     # run's weights instead.

@@ -33,13 +33,16 @@ from inborn.evaluation.results import evaluation_rows
 from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen
 from inborn.masks.ticket import is_supermask
 from inborn.runs import load, save_model
+from inborn.runs.imported import imported_source
 from inborn.seeding import epoch_seed, seed_everything
 from inborn.spec import build_model
 from inborn.store import ResultsDB, RunDir
 from inborn.store.guard import TRAIN_KINDS, check_output
 from inborn.train.config import TrainConfig
+from inborn.train.curves import write_curves
 from inborn.train.finetune import finetune_start
 from inborn.train.schedules import learning_rate
+from inborn.train.smoke import projection, smoke_setup
 
 
 class NonFiniteLoss(InbornError):
@@ -195,6 +198,10 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     progress = progress and main
     eps = splits.info.default_eps if cfg.eps is None else cfg.eps
     cfg.eps = eps
+    smoke_full = None
+    if cfg.smoke:  # a sliver of the data, timed (inborn.train.smoke)
+        cfg, splits, smoke_full = smoke_setup(cfg, splits, device.type)
+    eval_seconds = 0.0
 
     if len(splits.val) == 0 and main:
         warnings.warn(NO_VALIDATION, stacklevel=3)
@@ -220,7 +227,9 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     for epoch in range(start_epoch, cfg.epochs):
         record = _train_epoch(trainer, splits, epoch, eps, device, progress)
         if main:  # the other ranks wait at the barrier below
+            t_val = time.time()
             record.update(validate(model, splits, cfg, eps))
+            eval_seconds += time.time() - t_val
             if cfg.test_every_epoch:
                 record["test_robust_acc"] = _test_robust(model, splits, cfg)
             history.append(record)
@@ -230,13 +239,20 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
                 save_model(run, model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
             run.save_checkpoint(training_state(model, trainer.opt), {"epoch": epoch, "history": history, "best": best})
             run.write_metrics(history)
+            write_curves(run.path, history, best["epoch"], _curves_title(cfg, run))
             if progress:
                 tqdm.write(_epoch_line(record, cfg.epochs))
         distributed.barrier()
 
     summary: dict[str, Any] | None = None
     if main:
+        t_test = time.time()
         summary, test_result = finish(run, cfg, spec, splits, best, history, device, progress)
+        if smoke_full is not None:
+            train_seconds = sum(h["seconds"] for h in history)
+            summary["smoke"] = projection(smoke_full, splits, history,
+                                          train_seconds + eval_seconds + time.time() - t_test)
+            run.write_summary(summary)
         db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
         db.add_results(evaluation_rows(test_result, run.path, "test"))
     return distributed.broadcast_object(summary)  # the same summary on every rank
@@ -247,8 +263,16 @@ def _initial_model(cfg: TrainConfig, splits: DataSplits) -> tuple[nn.Module, dic
     else the configured network (a supermask over random or, with from_run, trained weights)."""
     if cfg.finetune is not None:
         return finetune_start(cfg.finetune, cfg.seed)
-    spec = model_spec_for(cfg, splits)
+    spec = imported_ticket_spec(cfg) or model_spec_for(cfg, splits)
     return build_model(spec, dense_weights=_trained_weights(cfg, spec)), spec
+
+
+def imported_ticket_spec(cfg: TrainConfig) -> dict[str, Any] | None:
+    """A robust trained ticket on an imported model: the import's network under the ticket's mask."""
+    source = imported_source(cfg.from_run) if cfg.from_run and cfg.ticket is not None else None
+    if source is None:
+        return None
+    return {**source, "supermask": SupermaskConfig(**cfg.ticket).to_dict(), "weights": "stored"}
 
 
 def _trainer(cfg: TrainConfig, model: nn.Module, eps: float) -> _Trainer:
@@ -278,7 +302,9 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
     batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
     bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     free_delta: torch.Tensor | None = None  # restarts each epoch, so that resume replays exactly
+    batch_times: list[float] = []  # a smoke run's measurement
     for i, (x, y) in enumerate(bar):
+        t_batch = time.time()
         lr, cur_eps = schedule(cfg, epoch + i / iters, eps)
         t.set_lr(lr)
         if cfg.augment:
@@ -303,10 +329,12 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
         loss_sum += value * len(y)
         correct += logits.argmax(1).eq(y).sum().item()
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        batch_times.append(time.time() - t_batch)
     totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
     seen, loss_sum, correct = distributed.all_reduce_sum(totals).tolist()  # over all ranks
-    return {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-            "lr": t.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+    record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+              "lr": t.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+    return {**record, "batch_seconds": batch_times} if cfg.smoke else record
 
 
 def _pgd_step(t: _Trainer, x: torch.Tensor, y: torch.Tensor, eps: float,
@@ -384,13 +412,13 @@ def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None
     if not cfg.from_run:
         return None
     doc = RunDir(cfg.from_run).read_config()
-    if doc.get("kind") != "train" or "supermask" in doc["model"]:
+    if doc.get("kind") not in ("train", "imported") or "supermask" in doc["model"]:
         raise InbornError(f"from_run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
     source = doc["model"]
     keys = ("arch", "num_classes", "in_channels", "image_size", "width", "kwargs")
     if any(source.get(k) != spec.get(k) for k in keys):
         raise InbornError(f"from_run {cfg.from_run!r} holds {source.get('arch')!r} (width {source.get('width')}), "
-                          f"not {spec['arch']!r} (width {spec['width']}) on this data: use the same architecture")
+                          f"not {spec['arch']!r} (width {spec.get('width')}) on this data: use the same architecture")
     return load(cfg.from_run)
 
 
@@ -471,6 +499,11 @@ def restore_training_state(model: nn.Module, opt: torch.optim.Optimizer, tensors
     for key, buf in tensors.items():
         if key.startswith("momentum."):
             opt.state[params[key[9:]]]["momentum_buffer"] = buf.to(device)
+
+
+def _curves_title(cfg: TrainConfig, run: RunDir) -> str:
+    adv = "natural" if cfg.adv == "none" else f"{cfg.adv} at ε={cfg.eps:.4g}"
+    return f"{run.path.name}: {cfg.kind} run, {cfg.arch} on {cfg.data} ({adv})"
 
 
 def _epoch_line(r: dict[str, Any], epochs: int) -> str:

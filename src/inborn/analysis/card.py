@@ -1,0 +1,117 @@
+"""RobustBench-style model cards (`inborn card RUN`): the figures of a run's AutoAttack evaluation
+on the full test split, in RobustBench's fields, plus what identifies the measurement in inborn.
+
+The figures come from the results database (and the run's eval.json), only from evaluations of
+the model as it is now (same fingerprint). Without an AutoAttack evaluation of the whole test
+split the card is refused, or written with `partial: true` and its n when asked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from inborn import __version__
+from inborn.errors import InbornError
+from inborn.evaluation.journal import model_fingerprint
+from inborn.evaluation.results import evaluation_rows
+from inborn.runs import load, load_run_data, run_eps
+from inborn.store import ResultsDB, RunDir
+
+AUTOATTACKS = {"autoattack": "standard", "autoattack-rand": "rand"}
+RANDOMISED_PROTOCOL = ("{attack} (AutoAttack version {version}): gradients averaged over {eot} forwards (EOT), "
+                       "no early stop, last iterate scored; every classification repeated {repeats} times and "
+                       "reported as the mean; a point counts as robust only if AutoAttack did not fool it and "
+                       "the model classifies the returned point correctly")
+
+
+def _candidates(run: RunDir, db: ResultsDB | None) -> list[dict[str, Any]]:
+    """AutoAttack rows on the test split, from the database and the run's eval.json."""
+    rows: list[dict[str, Any]] = []
+    if db is not None and db.path.exists():
+        rows += [dict(r) for r in db.results(run_path=str(run.path.resolve()), split="test")]
+    eval_json = run.file("eval.json")
+    if eval_json.exists():
+        try:
+            result = json.loads(eval_json.read_text())
+        except json.JSONDecodeError:
+            result = {}
+        if result.get("split") == "test" and "results" in result:
+            for r in evaluation_rows(result, run.path, "test"):
+                rows.append({**r, "created": eval_json.stat().st_mtime})
+    return [r for r in rows if r["attack"] in AUTOATTACKS]
+
+
+def _architecture(doc: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
+    """(architecture, forward passes per prediction, what the card adds for this kind of run)."""
+    kind, spec = doc.get("kind"), doc["model"]
+    if kind == "ensemble":
+        members = list(doc["config"].get("members") or [])
+        return (f"ensemble of {len(members)} ({doc['config'].get('combine', 'logits')}): "
+                f"{', '.join(str(m) for m in spec.get('members', []))}", len(members),
+                {"ensemble_members": len(members)})
+    if kind == "family":
+        tickets = list(doc["config"].get("members") or [])
+        return (f"Random RST Switch over {len(tickets)} tickets of {spec['arch']}", 1,
+                {"random_switch_tickets": len(tickets)})
+    return str(spec["arch"]), 1, {}
+
+
+def model_card(run_dir: str | Path, *, db: ResultsDB | None = None, data_dir: str | None = None,
+               partial: bool = False, reported: float | None = None, name: str | None = None,
+               device: str = "cpu") -> dict[str, Any]:
+    """The card of the run in `run_dir` (see the module's docstring)."""
+    run = RunDir(run_dir)
+    doc = run.read_config()
+    splits = load_run_data(doc, data_dir)
+    full = len(splits.test)
+    fingerprint = model_fingerprint(load(run.path, device=device))
+    rows = _candidates(run, db)
+    if not rows:
+        raise InbornError(f"no AutoAttack evaluation of {str(run.path)!r} on the test split: run "
+                          f"`inborn eval {run.path} --attack autoattack` first (on the whole test split)")
+    current = [r for r in rows if not r.get("fingerprint") or r["fingerprint"] == fingerprint]
+    if not current:
+        raise InbornError(f"the AutoAttack evaluations of {str(run.path)!r} are of another model (fingerprint "
+                          "differs): evaluate it again")
+    eps = run_eps(doc, splits)
+    at_eps = [r for r in current if abs(float(r["eps"]) - eps) < 1e-9] or current
+    whole = [r for r in at_eps if int(r["n"]) >= full]
+    if not whole and not partial:
+        best_n = max(int(r["n"]) for r in at_eps)
+        raise InbornError(f"no AutoAttack evaluation of the full test split ({full} images) of {str(run.path)!r}, "
+                          f"only of {best_n}: evaluate without --n, or pass --partial")
+    pool = whole or at_eps
+    row = max(pool, key=lambda r: (int(r["n"]), float(r.get("created") or 0)))
+    architecture, passes, extra = _architecture(doc)
+    randomised = bool(row.get("randomised"))
+    version = AUTOATTACKS[row["attack"]]
+    evaluation = {"attack": row["attack"], "autoattack_version": version, "split": "test", "n": int(row["n"]),
+                  "test_split_size": full, "seed": row.get("seed", 0), "precision": row.get("precision", "float32"),
+                  "randomised": randomised, "repeats": row.get("repeats") or 1,
+                  "eot_samples": row.get("eot_samples") or 1}
+    card: dict[str, Any] = {
+        "name": name or run.path.resolve().name,
+        "architecture": architecture,
+        "dataset": doc["config"]["data"],
+        "threat_model": "Linf",
+        "eps": float(row["eps"]),
+        "clean_acc": float(row["clean_acc"]),
+        "autoattack_acc": float(row["robust_acc"]),
+        "number_forward_passes": passes,
+        "additional_data": False,
+        "reported": reported,
+        "partial": int(row["n"]) < full,
+        "n": int(row["n"]),
+        "evaluation": evaluation,
+        "fingerprint": fingerprint,
+        "inborn_version": __version__,
+        "run": str(run.path.resolve()),
+        **extra,
+    }
+    if randomised:
+        card["adaptive_protocol"] = RANDOMISED_PROTOCOL.format(attack=row["attack"], version=version,
+                                                               eot=evaluation["eot_samples"],
+                                                               repeats=evaluation["repeats"])
+    return card

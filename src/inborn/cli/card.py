@@ -1,0 +1,45 @@
+"""`inborn card RUN`: a RobustBench-style JSON model card from the run's AutoAttack evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("card", help="write a RobustBench-style model card of a run (needs an AutoAttack eval)",
+                       description="A RobustBench-style JSON card (clean and AutoAttack accuracy, ε, threat model, "
+                                   "forward passes) from the run's AutoAttack evaluation on the full test split "
+                                   "(`inborn eval RUN --attack autoattack`, or autoattack-rand for a randomised "
+                                   "model).")
+    p.add_argument("run_dir", help="a run directory (trained, imported, ticket, family, ensemble)")
+    p.add_argument("--out", help="the card's file (default RUN/card.json)")
+    p.add_argument("--name", help="the card's name (default: the run directory's name)")
+    p.add_argument("--reported", type=float, help="the AutoAttack accuracy the paper reports, for the card")
+    p.add_argument("--partial", action="store_true",
+                   help="write the card from an evaluation of part of the test split (marked partial, with n)")
+    p.add_argument("--data-dir", help="override the data directory stored in the run")
+    p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    p.set_defaults(func=cmd_card)
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inborn.analysis.card import model_card
+    from inborn.errors import InbornError
+    from inborn.io import atomic_write_json
+    from inborn.store import ResultsDB
+
+    if args.reported is not None and not (math.isfinite(args.reported) and 0 <= args.reported <= 1):
+        raise InbornError(f"--reported is an accuracy in [0, 1], got {args.reported}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "card.json"
+    if out.is_dir():
+        raise InbornError(f"--out {str(out)!r} is a directory; name the card's file")
+    card = model_card(args.run_dir, db=ResultsDB(args.db), data_dir=args.data_dir, partial=args.partial,
+                      reported=args.reported, name=args.name)
+    atomic_write_json(out, card)
+    print(json.dumps(card, indent=2))
+    print(f"saved: {out}")
+    return 0

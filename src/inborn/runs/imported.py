@@ -1,0 +1,138 @@
+"""`inborn import`: a user's own PyTorch model and weights as a run directory (`kind: imported`)
+that every command reads like a trained run: eval, search --from-run, ensemble, r2s --baseline, card.
+
+Everything is checked before anything is written: the code imports, the factory builds, the
+weights fit it strictly, and the logits fit the data set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from inborn.data import DataSplits, load_data
+from inborn.errors import InbornError, one_line
+from inborn.runs.load import save_model
+from inborn.spec.imported import KIND, build_imported, file_sha256, is_imported, parse_model_ref
+from inborn.store import ResultsDB, RunDir
+from inborn.store.run_dir import read_safetensors
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, or from .pt/.pth read with `weights_only=True` (never a pickle
+    of code): a state dict itself, or a dict holding one under 'state_dict' or 'model'."""
+    path = Path(path)
+    if not path.is_file():
+        raise InbornError(f"weights file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)[0]
+    if path.suffix not in (".pt", ".pth"):
+        raise InbornError(f"weights must be .safetensors, .pt or .pth, got {path.name!r}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # an unpicklable object (weights_only refuses code) or a corrupt file
+        raise InbornError(f"cannot read {str(path)!r} with weights_only=True: {one_line(e)}") from e
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InbornError(f"{str(path)!r} holds no state dict (a dict of tensors, or one under 'state_dict' "
+                          "or 'model')")
+    return {str(k): v for k, v in obj.items()}
+
+
+def load_strict(body: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load, with a one-line error naming a few of the keys that do not fit."""
+    own = body.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    shaped = [f"{k} {tuple(tensors[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
+    if missing or unexpected or shaped:
+        parts = [f"{label} ({len(keys)}): {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", shaped))
+                 if keys]
+        raise InbornError(f"weights {source!r} do not fit the model: {'; '.join(parts)}")
+    body.load_state_dict(tensors)
+
+
+def _channel_values(values: list[float] | None, channels: int, name: str, default: float) -> list[float]:
+    if values is None:
+        return [default] * channels
+    if len(values) == 1:
+        values = values * channels
+    if len(values) != channels:
+        raise InbornError(f"--{name} needs {channels} values (one per channel) or one, got {len(values)}")
+    if name == "std" and any(v <= 0 for v in values):
+        raise InbornError(f"--std values must be > 0, got {values}")
+    return [float(v) for v in values]
+
+
+def check_output(model: nn.Module, splits: DataSplits) -> None:
+    """A batch of the data set's shape in, [batch, num_classes] logits out."""
+    info = splits.info
+    x = torch.rand(2, info.in_channels, info.image_size, info.image_size)
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as e:
+        raise InbornError(f"the model fails on a batch of {info.name} images {tuple(x.shape)}: {one_line(e)}") from e
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, info.num_classes):
+        raise InbornError(f"the model's output on a batch of {info.name} images {tuple(x.shape)} is {shape}, "
+                          f"not (2, {info.num_classes}) logits")
+
+
+def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
+                 kwargs: dict[str, Any] | None = None, data_dir: str | None = None,
+                 mean: list[float] | None = None, std: list[float] | None = None, eps: float | None = None,
+                 val_fraction: float = 0.1, seed: int = 0, db: ResultsDB | None = None) -> dict[str, Any]:
+    """Make the run directory `out` from the model `FILE.py:FACTORY` (or `package.module:FACTORY`)
+    built with `kwargs` and loaded with `weights`; returns its summary. Nothing is written on error."""
+    run = RunDir(out)
+    if run.file(RunDir.CONFIG).exists() or run.file(RunDir.MODEL).exists():
+        raise InbornError(f"{str(run.path)!r} already holds a run; choose another --out")
+    if run.path.exists() and not run.path.is_dir():
+        raise InbornError(f"--out {str(run.path)!r} is a file, not a directory")
+    if eps is not None and not eps >= 0:
+        raise InbornError(f"ε must be >= 0, got {eps}")
+    source, factory = parse_model_ref(model)
+    splits = load_data(data, data_dir, val_fraction=val_fraction, seed=seed)
+    info = splits.info
+    spec = {
+        "kind": KIND, "arch": f"imported:{factory}", "source": source, "factory": factory,
+        "kwargs": dict(kwargs or {}), "num_classes": info.num_classes, "in_channels": info.in_channels,
+        "image_size": info.image_size, "mean": _channel_values(mean, info.in_channels, "mean", 0.0),
+        "std": _channel_values(std, info.in_channels, "std", 1.0),
+    }
+    tensors = read_weights(weights)
+    wrapped = build_imported(spec)
+    load_strict(wrapped.body, tensors, str(weights))
+    check_output(wrapped, splits)
+    config = {"data": data, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "eps": eps,
+              "val_fraction": val_fraction, "seed": seed, "arch": spec["arch"],
+              "weights": str(Path(weights).resolve()), "weights_sha256": file_sha256(weights)}
+    params = sum(p.numel() for p in wrapped.parameters())
+    summary = {"kind": KIND, "arch": spec["arch"], "data": data, "eps": eps, "source": source,
+               "factory": factory, "kwargs": spec["kwargs"], "parameters": params, "weights": config["weights"]}
+    db = db or ResultsDB()
+    with run.lock():
+        run.write_config(config, spec, kind=KIND)
+        save_model(run, wrapped, spec, extra={"imported_from": config["weights"]})
+        run.write_summary(summary)
+    db.upsert_run(run.path, kind=KIND, status="complete", config=config, summary=summary)
+    return summary
+
+
+def imported_source(path: str | Path) -> dict[str, Any] | None:
+    """The model spec of an imported run (None for any other run)."""
+    doc = RunDir(path).read_config()
+    return doc["model"] if doc.get("kind") == KIND and is_imported(doc["model"]) else None
