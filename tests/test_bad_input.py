@@ -97,6 +97,47 @@ def user_files(*names):
     return setup
 
 
+MODEL_PY = """
+import torch.nn as nn
+
+
+def make(classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, classes))
+
+
+def wide(classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 32), nn.Linear(32, classes))
+
+
+def broken():
+    raise ValueError("always fails")
+
+
+def three():
+    return nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 3))
+"""
+
+
+def user_model(w, tmp, mp):
+    """A user's model file and its weights (safetensors, and a .pt holding a pickled object)."""
+    import torch
+    import torch.nn as nn
+
+    (tmp / "net.py").write_text(MODEL_PY)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 10))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "w.safetensors"))
+    torch.save({"model": model}, tmp / "pickled.pt")  # a whole module: weights_only refuses it
+    return {"x": str(tmp / "net.py"), "w": str(tmp / "w.safetensors"), "pt": str(tmp / "pickled.pt")}
+
+
+def user_model_over(*names):
+    def setup(w, tmp, mp):
+        values = user_model(w, tmp, mp)
+        values["o"] = user_files(*names)(w, tmp, mp)["x"]
+        return values
+    return setup
+
+
 def a_file(w, tmp, mp):
     (tmp / "afile").write_text("a user's file\n")
     return {"x": str(tmp / "afile")}
@@ -439,6 +480,38 @@ CASES = [
     ("demo-width-nan", ["demo", "--out", "{tmp}/demo", "--width", "nan"], None),
     ("demo-unknown-arch", ["demo", "--out", "{tmp}/demo", "--arch", "nope"], None),
     ("demo-out-a-run", ["demo", "--out", "{run}"], None),
+    # -- import and card ------------------------------------------------------------------------
+    ("import-unknown-data", ["import", "--model", "{x}:make", "--weights", "{w}", "--data", "nope", "--out", "{tmp}/m"],
+     user_model),
+    ("import-ref-without-factory", ["import", "--model", "{x}", "--weights", "{w}", "--data", "digits",
+                                    "--out", "{tmp}/m"], user_model),
+    ("import-missing-file", ["import", "--model", "{tmp}/none.py:make", "--weights", "{w}", "--data", "digits",
+                             "--out", "{tmp}/m"], user_model),
+    ("import-no-such-factory", ["import", "--model", "{x}:nope", "--weights", "{w}", "--data", "digits",
+                                "--out", "{tmp}/m"], user_model),
+    ("import-factory-raises", ["import", "--model", "{x}:broken", "--weights", "{w}", "--data", "digits",
+                               "--out", "{tmp}/m"], user_model),
+    ("import-weights-mismatch", ["import", "--model", "{x}:wide", "--weights", "{w}", "--data", "digits",
+                                 "--out", "{tmp}/m"], user_model),
+    ("import-wrong-output-shape", ["import", "--model", "{x}:three", "--weights", "{w}", "--data", "digits",
+                                   "--out", "{tmp}/m"], user_model),
+    ("import-pickled-pt", ["import", "--model", "{x}:make", "--weights", "{pt}", "--data", "digits",
+                           "--out", "{tmp}/m"], user_model),
+    ("import-eps-nan", ["import", "--model", "{x}:make", "--weights", "{w}", "--data", "digits", "--eps", "nan",
+                        "--out", "{tmp}/m"], user_model),
+    ("import-bad-kwarg", ["import", "--model", "{x}:make", "--kwargs", "classes", "--weights", "{w}",
+                          "--data", "digits", "--out", "{tmp}/m"], user_model),
+    ("import-out-over-user-config", ["import", "--model", "{x}:make", "--weights", "{w}", "--data", "digits",
+                                     "--out", "{o}"], user_model_over("config.yaml")),
+    ("import-out-a-trained-run", ["import", "--model", "{x}:make", "--weights", "{w}", "--data", "digits",
+                                  "--out", "{run}"], user_model),
+    ("import-db-not-sqlite", ["import", "--model", "{x}:make", "--weights", "{w}", "--data", "digits",
+                              "--out", "{tmp}/m", "--db", "{tmp}/notes.db"],
+     lambda w, tmp, mp: {**user_model(w, tmp, mp), **not_sqlite(w, tmp, mp)}),
+    ("card-not-a-run", ["card", "{tmp}"], None),
+    ("card-no-autoattack-evaluation", ["card", "{run}", "--out", "{tmp}/card.json"], None),
+    ("card-reported-nan", ["card", "{run}", "--reported", "nan", "--out", "{tmp}/card.json"], None),
+    ("card-out-a-directory", ["card", "{run}", "--partial", "--out", "{x}"], a_dir),
 ]
 
 

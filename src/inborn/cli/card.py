@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 
+from inborn.cli.common import real_arg
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("card", help="write a RobustBench-style model card of a run (needs an AutoAttack eval)",
@@ -16,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="a run directory (trained, imported, ticket, family, ensemble)")
     p.add_argument("--out", help="the card's file (default RUN/card.json)")
     p.add_argument("--name", help="the card's name (default: the run directory's name)")
-    p.add_argument("--reported", type=float, help="the AutoAttack accuracy the paper reports, for the card")
+    p.add_argument("--reported", type=real_arg(0, 1), help="the AutoAttack accuracy the paper reports, for the card")
     p.add_argument("--partial", action="store_true",
                    help="write the card from an evaluation of part of the test split (marked partial, with n)")
     p.add_argument("--data-dir", help="override the data directory stored in the run")
