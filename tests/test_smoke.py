@@ -93,3 +93,15 @@ def test_every_preset_at_paper_scale_smoke(cifar, capsys, study):
     summaries = [json.loads(p.read_text()) for p in out.glob("**/summary.json")]
     assert summaries and all(s["smoke"]["smoke_batch_size"] <= 8 for s in summaries if "smoke" in s)
     assert "projected here for the" in text
+
+
+def test_a_smoked_ticket_study_runs_one_cell_of_each_kind_and_a_family_study_keeps_its_tickets():
+    from inborn.cli.reproduce import smoke_overrides
+    from inborn.studies.presets import load_preset
+
+    existence = smoke_overrides(load_preset("existence"), "paper")
+    assert existence["base.smoke"] is True and existence["values"] == [0.01]
+    overparam = smoke_overrides(load_preset("overparam"), "quick")
+    assert overparam["widths"] == [0.25] and overparam["seeds"] == [0] and len(overparam["values"]) == 1
+    transfer = smoke_overrides(load_preset("transfer"), "paper")  # a transfer matrix needs its tickets
+    assert "values" not in transfer and transfer["base.smoke"] is True

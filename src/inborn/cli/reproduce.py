@@ -74,7 +74,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(result["main_table"])
     print(f"report: {result['report']}")
     if args.smoke:
-        print(smoke_report(out))
+        section = load_preset(args.study)["scales"].get(args.scale) or {}
+        trimmed = {key: len(section[key]) for key in ("values", "widths", "seeds")
+                   if key in overrides and isinstance(section.get(key), list)}
+        print(smoke_report(out, trimmed))
     return 0
 
 
@@ -90,10 +93,16 @@ def smoke_overrides(preset: dict, scale: str) -> dict:
     out: dict = {"base.smoke": True}
     if "evaluate" in section:
         out["evaluate.n"] = SMOKE_EVAL
+    if preset.get("runner") in ("tickets", "overparam"):
+        # One cell of each kind (the first value, width and seed) walks the whole path; the others
+        # repeat it with another number. Transfer, R2S and NAS keep theirs: they need several.
+        for key in ("values", "widths", "seeds"):
+            if isinstance(section.get(key), list) and len(section[key]) > 1:
+                out[key] = section[key][:1]
     return out
 
 
-def smoke_report(out) -> str:
+def smoke_report(out, trimmed: dict[str, int] | None = None) -> str:
     """The runs' measured batch times and the projected time of the whole study, run after run."""
     import json
 
@@ -112,4 +121,7 @@ def smoke_report(out) -> str:
     total = sum(s["projected_run_seconds"] for _, s in smokes)
     lines.append(f"smoke: projected here for the {len(smokes)} runs of the study, one after another: "
                  f"{_duration(total)} (training and selection; the study's own evaluations come on top)")
+    if trimmed:
+        lines.append("smoke: ran the first " + ", ".join(f"of {n} {key}" for key, n in trimmed.items())
+                     + "; the full study repeats those runs for each")
     return "\n".join(lines)
