@@ -64,7 +64,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.smoke:
         import tempfile
 
-        overrides.update(smoke_overrides(load_preset(args.study), args.scale))
+        preset = load_preset(args.study)
+        smoke = smoke_overrides(preset, args.scale)
+        section = preset["scales"].get(args.scale) or {}
+        trimmed = {key: len(section[key]) for key in ("values", "widths", "seeds") if key in smoke}
+        overrides.update(smoke)
         out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / f"{name}-{args.scale}"
         db = str(out.parent / "inborn.db")
         print(f"smoke: {name} at {args.scale} scale in a throwaway directory, {out}")
@@ -74,9 +78,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(result["main_table"])
     print(f"report: {result['report']}")
     if args.smoke:
-        section = load_preset(args.study)["scales"].get(args.scale) or {}
-        trimmed = {key: len(section[key]) for key in ("values", "widths", "seeds")
-                   if key in overrides and isinstance(section.get(key), list)}
         print(smoke_report(out, trimmed))
     return 0
 

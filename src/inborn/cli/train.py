@@ -71,8 +71,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     """Train (or search) as `cfg` says, or resume the run in --out; print the test figures."""
-    from inborn.data import dataset_entry
-    from inborn.models.registry import model_entry
     from inborn.store import ResultsDB
     from inborn.train import train
 
@@ -85,9 +83,7 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
         summary = train(None, args.out, resume=True, db=db, progress=not args.quiet)  # type: ignore[arg-type]
     else:
         assert cfg is not None
-        dataset_entry(cfg.data)  # fail fast on unknown names, before anything is written
-        if not (cfg.from_run and cfg.arch.startswith("imported:")):  # an imported network is its run's
-            model_entry(cfg.arch)
+        _check_names(cfg)
         summary = train(cfg, args.out, db=db, progress=not args.quiet)
     t = summary["test"]
     print(f"run: {args.out}")
@@ -104,20 +100,26 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     return 0
 
 
+def _check_names(cfg: TrainConfig) -> None:
+    """Unknown data or model names fail fast, before anything is written."""
+    from inborn.data import dataset_entry
+    from inborn.models.registry import model_entry
+
+    dataset_entry(cfg.data)
+    if not (cfg.from_run and cfg.arch.startswith("imported:")):  # an imported network is its run's
+        model_entry(cfg.arch)
+
+
 def _smoke(args: argparse.Namespace, cfg: TrainConfig) -> int:
     """`--smoke`: the run in a throwaway directory (never --out), then the measured and projected times."""
     import tempfile
     from pathlib import Path
 
-    from inborn.data import dataset_entry
-    from inborn.models.registry import model_entry
     from inborn.store import ResultsDB
     from inborn.train import train
     from inborn.train.smoke import smoke_lines
 
-    dataset_entry(cfg.data)
-    if not (cfg.from_run and cfg.arch.startswith("imported:")):
-        model_entry(cfg.arch)
+    _check_names(cfg)
     if getattr(args, "throwaway", False):  # a caller's throwaway directory already (family --smoke)
         where, db = Path(args.out), ResultsDB(Path(args.out).parent / "inborn.db")
     else:
