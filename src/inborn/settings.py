@@ -18,7 +18,7 @@ from dataclasses import MISSING, Field, field, fields
 from typing import Any
 
 from inborn.errors import InbornError
-from inborn.values import range_text
+from inborn.values import parse_real
 
 
 def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, **meta: Any) -> Any:
@@ -64,14 +64,9 @@ def check_value(f: Field, value: Any, what: str) -> None:
           "dict": isinstance(value, dict)}.get(base, True)
     if not ok:
         raise InbornError(f"{what} must be {_KINDS[base]}, got {value!r}")
-    if base in ("int", "float"):
-        if not math.isfinite(value):
-            raise InbornError(f"{what} must be a finite number, got {value!r}")
-        low, high = f.metadata.get("low"), f.metadata.get("high")
-        low_open, high_open = f.metadata.get("low_open", False), f.metadata.get("high_open", False)
-        if (low is not None and (value <= low if low_open else value < low)) or (
-                high is not None and (value >= high if high_open else value > high)):
-            raise InbornError(f"{what} must be {range_text(low, high, low_open, high_open)}, got {value!r}")
+    if base in ("int", "float"):  # finite, within the metadata's bounds: the flags' own check
+        parse_real(value, what, low=f.metadata.get("low"), high=f.metadata.get("high"),
+                   low_open=f.metadata.get("low_open", False), high_open=f.metadata.get("high_open", False))
     if base == "list" and f.metadata.get("parse") in ("eps_list", "int_list"):
         for v in value:
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
