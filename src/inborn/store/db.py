@@ -16,6 +16,7 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.io import strict_json
+from inborn.store.guard import check_creatable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -159,8 +160,6 @@ class ResultsDB:
             if write and not os.access(path, os.W_OK):
                 raise InbornError(f"results database {str(path)!r} is not writable")
             return
-        from inborn.store.guard import check_creatable
-
         check_creatable(path)
 
     def add_results(self, rows: list[dict[str, Any]]) -> None:

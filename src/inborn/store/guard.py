@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from inborn.errors import InbornError
+from inborn.io import atomic_write_json
 
 MARKER = ".inborn"  # a study or sweep directory's kind, written when inborn creates it
 NAME_MAX = 255  # bytes in one path component on every common file system
@@ -100,9 +101,7 @@ def check_output(path: str | Path, kinds: str | Iterable[str], *, what: str = "-
     entries = sorted(p.name for p in path.iterdir())
     if not entries:
         return
-    kind = run_kind(path)
-    if kind is None:
-        kind = marker_kind(path)
+    kind = run_kind(path) or marker_kind(path)
     if kind == "foreign":
         raise InbornError(f"{what} {_q(path)} holds a config.yaml inborn did not write; choose a new or empty "
                           "directory")
@@ -122,15 +121,12 @@ def claim_study(path: str | Path, kind: str, *, what: str = "--out") -> None:
     A directory made by an earlier inborn without the marker is recognised by its contents: run
     directories and the study's own report files only."""
     path = Path(path)
-    if path.is_dir() and marker_kind(path) is None and run_kind(path) is None and _earlier_study(path):
-        pass
-    else:
+    earlier = path.is_dir() and marker_kind(path) is None and run_kind(path) is None and _earlier_study(path)
+    if not earlier:  # a study directory from before the marker is taken as it is
         check_output(path, kind, what=what)
     if not path.exists():
         path.mkdir(parents=True)
     if marker_kind(path) is None:
-        from inborn.io import atomic_write_json
-
         atomic_write_json(path / MARKER, {"kind": kind})
 
 

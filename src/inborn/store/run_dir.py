@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from inborn import __version__
 from inborn.errors import InbornError, one_line
 from inborn.io import atomic_write, atomic_write_json, atomic_write_text, strict_json
+from inborn.store.guard import run_kind
 
 
 def environment() -> dict[str, str]:
@@ -118,8 +119,6 @@ class RunDir:
     def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:
         """Write config.yaml, never over one inborn did not write or one of another kind of run
         (the output guard's last line, for every command that writes a run directory)."""
-        from inborn.store.guard import run_kind
-
         existing = run_kind(self.path)
         if existing == "foreign":
             raise InbornError(f"{str(self.path)!r} holds a config.yaml inborn did not write; choose a new directory")
