@@ -496,7 +496,7 @@ CASES = [
     ("import-out-over-user-config", [*IMP, "--out", "{o}"], user_model_over("config.yaml")),
     ("import-out-a-trained-run", [*IMP, "--out", "{run}"], user_model),
     ("import-db-not-sqlite", [*IMP, "--db", "{tmp}/notes.db"],
-     lambda w, tmp, mp: {**user_model(w, tmp, mp), **not_sqlite(w, tmp, mp)}),
+     lambda w, tmp, mp: {**not_sqlite(w, tmp, mp), **user_model(w, tmp, mp)}),  # x: the model file
     ("card-not-a-run", ["card", "{tmp}"], None),
     ("card-no-autoattack-evaluation", ["card", "{run}", "--out", "{tmp}/card.json"], None),
     ("card-reported-nan", ["card", "{run}", "--reported", "nan", "--out", "{tmp}/card.json"], None),

@@ -7,6 +7,7 @@ import json
 
 from inborn.cli.common import parse_options
 from inborn.errors import InbornError
+from inborn.values import parse_real
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _floats(values: list[str] | None, flag: str) -> list[float] | None:
     if values is None:
         return None
-    items = [t for v in values for t in v.replace(",", " ").split()]
-    try:
-        out = [float(t) for t in items]
-    except ValueError as e:
-        raise InbornError(f"{flag} expects numbers, got {' '.join(values)!r}") from e
-    if not out or any(v != v or v in (float("inf"), float("-inf")) for v in out):
-        raise InbornError(f"{flag} expects finite numbers, got {' '.join(values)!r}")
+    out = [parse_real(t, flag) for v in values for t in v.replace(",", " ").split()]
+    if not out:
+        raise InbornError(f"{flag} expects numbers, got {' '.join(values)!r}")
     return out
 
 

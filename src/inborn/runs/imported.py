@@ -18,6 +18,7 @@ from inborn.errors import InbornError, one_line
 from inborn.runs.load import save_model
 from inborn.spec.imported import KIND, build_imported, file_sha256, is_imported, parse_model_ref
 from inborn.store import ResultsDB, RunDir
+from inborn.store.guard import check_output
 from inborn.store.run_dir import read_safetensors
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -75,7 +76,7 @@ def _channel_values(values: list[float] | None, channels: int, name: str, defaul
     return [float(v) for v in values]
 
 
-def check_output(model: nn.Module, splits: DataSplits) -> None:
+def check_logits(model: nn.Module, splits: DataSplits) -> None:
     """A batch of the data set's shape in, [batch, num_classes] logits out."""
     info = splits.info
     x = torch.rand(2, info.in_channels, info.image_size, info.image_size)
@@ -98,10 +99,11 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
     """Make the run directory `out` from the model `FILE.py:FACTORY` (or `package.module:FACTORY`)
     built with `kwargs` and loaded with `weights`; returns its summary. Nothing is written on error."""
     run = RunDir(out)
+    check_output(run.path, KIND)  # new, empty, or inborn's: never a user's files
     if run.file(RunDir.CONFIG).exists() or run.file(RunDir.MODEL).exists():
         raise InbornError(f"{str(run.path)!r} already holds a run; choose another --out")
-    if run.path.exists() and not run.path.is_dir():
-        raise InbornError(f"--out {str(run.path)!r} is a file, not a directory")
+    db = db or ResultsDB()
+    db.check()  # a bad database fails before the run directory exists
     if eps is not None and not eps >= 0:
         raise InbornError(f"ε must be >= 0, got {eps}")
     source, factory = parse_model_ref(model)
@@ -116,14 +118,13 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
     tensors = read_weights(weights)
     wrapped = build_imported(spec)
     load_strict(wrapped.body, tensors, str(weights))
-    check_output(wrapped, splits)
+    check_logits(wrapped, splits)
     config = {"data": data, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "eps": eps,
               "val_fraction": val_fraction, "seed": seed, "arch": spec["arch"],
               "weights": str(Path(weights).resolve()), "weights_sha256": file_sha256(weights)}
     params = sum(p.numel() for p in wrapped.parameters())
     summary = {"kind": KIND, "arch": spec["arch"], "data": data, "eps": eps, "source": source,
                "factory": factory, "kwargs": spec["kwargs"], "parameters": params, "weights": config["weights"]}
-    db = db or ResultsDB()
     with run.lock():
         run.write_config(config, spec, kind=KIND)
         save_model(run, wrapped, spec, extra={"imported_from": config["weights"]})
