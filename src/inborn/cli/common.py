@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
@@ -73,6 +75,13 @@ def parse_real_list(text: str, what: str = "value", **bounds: Any) -> list[float
     if not values:
         raise InbornError(f"expected comma-separated numbers, got {text!r}")
     return values
+
+
+def throwaway(name: str) -> tuple[Path, Path]:
+    """A `--smoke` run's directory `name` and its results database, in a new temporary directory
+    (never --out, never the user's database)."""
+    base = Path(tempfile.mkdtemp(prefix="inborn-smoke-"))
+    return base / name, base / "inborn.db"
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inborn.cli.common import count_arg, int_arg, parse_names, parse_ratio_list, parse_real_list
+from inborn.cli.common import count_arg, int_arg, parse_names, parse_ratio_list, parse_real_list, throwaway
 from inborn.errors import InbornError
 from inborn.values import parse_eps
 
@@ -61,11 +61,9 @@ def cmd_family(args: argparse.Namespace) -> int:
     keeps = parse_ratio_list(args.keep) if args.keep and not args.from_tickets else []
     ResultsDB(args.db).check()
     if getattr(args, "smoke", False):  # every ticket's search smoked, the family built, in a throwaway directory
-        import tempfile
-
         if args.from_tickets:
             raise InbornError("--smoke searches the tickets: give --keep, not --from-tickets")
-        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / "family"
+        out = throwaway("family")[0]  # its tickets' database goes beside it (cli.train._smoke)
         args = argparse.Namespace(**{**vars(args), "out": str(out), "throwaway": True})
         print(f"smoke: a throwaway family in {out}, not in --out")
     check_output(out, "family", allow=("tickets",))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inborn.cli.common import count_arg
+from inborn.cli.common import count_arg, throwaway
 from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
@@ -61,13 +61,12 @@ def cmd_nas(args: argparse.Namespace) -> int:
     cfg, out, db = study_config(args), Path(args.out), args.db
     if args.smoke:
         import dataclasses
-        import tempfile
 
         from inborn.cli.reproduce import SMOKE_EVAL
 
         cfg = dataclasses.replace(cfg, train={**cfg.train, "smoke": True}, n=SMOKE_EVAL, aa_n=SMOKE_EVAL)
-        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / "nas"
-        db = str(out.parent / "inborn.db")
+        out, smoke_db = throwaway("nas")
+        db = str(smoke_db)
         print(f"smoke: the study in a throwaway directory, {out}")
     result = run_nas_study(cfg, out, executor=args.executor, max_parallel=args.max_parallel,
                            address=args.address, device=args.device, progress=not args.quiet, db=db)

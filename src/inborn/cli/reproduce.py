@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from inborn.cli.common import count_arg
+from inborn.cli.common import count_arg, throwaway
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,15 +62,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/reproduce/{name}-{args.scale}")
     db = args.db
     if args.smoke:
-        import tempfile
-
         preset = load_preset(args.study)
         smoke = smoke_overrides(preset, args.scale)
         section = preset["scales"].get(args.scale) or {}
         trimmed = {key: len(section[key]) for key in ("values", "widths", "seeds") if key in smoke}
         overrides.update(smoke)
-        out = Path(tempfile.mkdtemp(prefix="inborn-smoke-")) / f"{name}-{args.scale}"
-        db = str(out.parent / "inborn.db")
+        out, smoke_db = throwaway(f"{name}-{args.scale}")
+        db = str(smoke_db)
         print(f"smoke: {name} at {args.scale} scale in a throwaway directory, {out}")
     result = run_study(args.study, args.scale, out, data_dir=args.data_dir, device=args.device,
                        executor=args.executor, max_parallel=args.max_parallel, address=args.address,

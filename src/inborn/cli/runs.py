@@ -6,7 +6,9 @@ import argparse
 import csv
 import sys
 import time
+from pathlib import Path
 
+from inborn.errors import InbornError
 from inborn.tables import text_table
 
 
@@ -37,8 +39,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.plot:
         return plot_runs(args.plot, args.out or "val_robust.png")
     if args.out:
-        from inborn.errors import InbornError
-
         raise InbornError("--out names the figure of --plot: give --plot RUN... too")
     db = ResultsDB(args.db)
     db.check(write=False)
@@ -49,8 +49,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         rows = db.results(attack=args.attack, run_path=args.run)
         if any(v is not None for v in (args.arch, args.data, args.kind, args.status)):
             # Results carry no model or data set: those filters select the runs they belong to.
-            from pathlib import Path
-
             kept = {Path(r["path"]).resolve() for r in db.runs(kind=args.kind, data=args.data, arch=args.arch,
                                                               status=args.status)}
             rows = [r for r in rows if Path(r["run_path"]).resolve() in kept]
@@ -82,13 +80,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def plot_runs(paths: list[str], out: str) -> int:
     """`--plot RUN...`: every run's validation robust accuracy on one figure; checked before drawing."""
-    from pathlib import Path
-
     from inborn.analysis.plots import plot_runs_val_robust
-    from inborn.errors import InbornError
     from inborn.store import RunDir
 
     runs = []
+    unique = len({Path(p).name for p in paths}) == len(paths)  # label by name when names tell them apart
     for path in paths:
         run = RunDir(path)
         run.read_config()  # a missing or foreign directory is a one-line error
@@ -96,7 +92,7 @@ def plot_runs(paths: list[str], out: str) -> int:
         if not any(h.get("val_robust_acc") is not None for h in history):
             raise InbornError(f"{path!r} has no validation robust accuracy in {RunDir.METRICS} (a natural run, "
                               "or one without a validation split, or not started)")
-        runs.append((Path(path).name if len({Path(p).name for p in paths}) == len(paths) else path, history))
+        runs.append((Path(path).name if unique else path, history))
     if Path(out).suffix.lower() != ".png":
         raise InbornError(f"--out {out!r}: the figure is a PNG, name it .png")
     plot_runs_val_robust(runs, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from inborn.cli.common import throwaway
 from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.io import read_yaml_mapping
 from inborn.masks.config import SupermaskConfig
@@ -112,7 +113,6 @@ def _check_names(cfg: TrainConfig) -> None:
 
 def _smoke(args: argparse.Namespace, cfg: TrainConfig) -> int:
     """`--smoke`: the run in a throwaway directory (never --out), then the measured and projected times."""
-    import tempfile
     from pathlib import Path
 
     from inborn.store import ResultsDB
@@ -123,8 +123,8 @@ def _smoke(args: argparse.Namespace, cfg: TrainConfig) -> int:
     if getattr(args, "throwaway", False):  # a caller's throwaway directory already (family --smoke)
         where, db = Path(args.out), ResultsDB(Path(args.out).parent / "inborn.db")
     else:
-        tmp = Path(tempfile.mkdtemp(prefix="inborn-smoke-"))
-        where, db = tmp / "run", ResultsDB(tmp / "inborn.db")
+        where, smoke_db = throwaway("run")
+        db = ResultsDB(smoke_db)
     summary = train(cfg, where, db=db, progress=not args.quiet)
     t = summary["test"]
     print(f"smoke run (throwaway): {where}")
