@@ -116,9 +116,7 @@ def check_settings(config: dict[str, Any], name: str) -> None:
         model_entry(cfg.arch)
         if cfg.ticket is not None:
             check_ticket_names(cfg.ticket)
-    except TypeError as e:
-        raise InbornError(f"cell {name!r}: {e}") from e
-    except InbornError as e:
+    except (TypeError, InbornError) as e:
         raise InbornError(f"cell {name!r}: {e}") from e
 
 

@@ -93,7 +93,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Every setting's type, finiteness and range (from the fields' metadata), then the rules
         between settings; a config from flags, YAML, a preset or a sweep cell passes here."""
-        check_values(self)
+        check_values(self)  # the numbers' bounds live in the fields' metadata, checked once there
         for key in ("data", "arch"):
             if not getattr(self, key).strip():
                 raise InbornError(f"{key} must name a {'data set' if key == 'data' else 'model'}, got ''")
@@ -101,24 +101,8 @@ class TrainConfig:
             raise InbornError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         if self.adv not in ADV_METHODS:
             raise InbornError(f"unknown adversarial method {self.adv!r}; known: {', '.join(ADV_METHODS)}")
-        if self.eps is not None and self.eps < 0:
-            raise InbornError(f"ε must be >= 0, got {self.eps}")
-        if self.epochs < 1:
-            raise InbornError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise InbornError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise InbornError(f"learning rate must be positive, got {self.lr}")
         if self.adv_mode not in ADV_MODES:
             raise InbornError(f"adv_mode must be train or eval, got {self.adv_mode!r}")
-        if self.cutout < 0:
-            raise InbornError(f"cutout must be >= 0 pixels, got {self.cutout}")
-        if self.aux_weight < 0:
-            raise InbornError(f"auxiliary loss weight must be >= 0, got {self.aux_weight}")
-        if not 0 <= self.drop_path < 1:
-            raise InbornError(f"drop-path probability must be in [0, 1), got {self.drop_path}")
-        if self.adv != "none" and self.adv_steps < 1:
-            raise InbornError(f"adversarial steps must be >= 1, got {self.adv_steps}")
         if self.ticket is not None:
             if not isinstance(self.ticket, dict):
                 raise InbornError(f"ticket must be a mapping of ticket settings, got {self.ticket!r}")
