@@ -1,30 +1,41 @@
 """Mask search speed: the optimised loop against a faithful reference loop, and a check that
 they compute the same search.
 
-The reference does what the authors' code does: every forward recomputes each mask by a
-full sort, and every attack step calls `loss.backward()`, which also fills the scores'
-gradients. The optimised loop (inborn's) computes each mask once per batch with `kthvalue`,
-reuses it across the PGD steps, and takes gradients with respect to the input only.
+The reference does what the authors' code does, on stock PyTorch: every forward recomputes
+each mask by a full sort, every attack step calls `loss.backward()` (which also fills the
+scores' gradients), and the model runs in PyTorch's default layout with PyTorch's kernels.
+The optimised loop is inborn's: each mask once per batch by `kthvalue`, reused across the PGD
+steps, gradients with respect to the input only, on the model as inborn prepares it for the
+device (`inborn.device.prepare_model`: channels-last where that is faster) with inborn's CPU
+kernels (`inborn.models.kernels`).
 
-Both loops start from copies of one model and see the same batches and random starts. They
-run batch by batch in alternating order (reference first on even batches, optimised first on
-odd ones), so a load change on a shared machine hits both; the speed-up is the median of the
-per-batch ratios.
+A third loop, the twin, is the reference loop on inborn's model and kernels. It splits the
+speed-up in two (the loop; the layout and kernels) and it is what the equivalence check
+compares the optimised loop with: the two run the same kernels, so they must agree to the
+last bit where the loops compute the same thing. Against the stock reference they cannot: a
+different layout sums in a different order, and in a max-pool window of exactly tied values
+(MNIST's flat background makes many) a last-bit difference picks another winner, so PGD's
+sign steps part after one batch. That the kernels compute the same function is checked
+separately, on the first batch's logits (KERNEL_MAX_LOGIT_DIFF), and by tests/test_kernels.py.
 
-Why the check has two parts. Both loops compute the same function, but not with the same
-operations: the reference's backward also computes weight and score gradients, which can
-change the input gradient's last bits, flip the sign of a near-zero entry and, batches later,
-move a mask entry. Such rounding grows slowly; a bug (a wrong mask, a missed gradient, a stale
-batch mask) changes the search at once. So:
+All three start from copies of one model and see the same batches and random starts, batch by
+batch in rotating order, so a load change on a shared machine hits all; the speed-ups are the
+medians of the per-batch ratios.
+
+Why the check has two parts. The optimised and the twin loop compute the same function, but
+not with the same operations: the twin's backward also computes weight and score gradients,
+which can change the input gradient's last bits, flip the sign of a near-zero entry and,
+batches later, move a mask entry. Such rounding grows slowly; a bug (a wrong mask, a missed
+gradient, a stale batch mask) changes the search at once. So:
 
 1. after the first batch the adversarial examples, the masks and the scores must be equal
    (the masks exactly; the examples and scores up to float32 rounding, see FIRST_BATCH_*);
 2. after all batches, per masked layer, the share of equal mask entries must be at least
-   MIN_MASK_AGREEMENT and the score drift (|s_opt - s_ref| over how far the reference's
-   scores moved, |s_ref - s_0|) at most MAX_SCORE_DRIFT.
+   MIN_MASK_AGREEMENT and the score drift (|s_opt - s_twin| over how far the twin's scores
+   moved, |s_twin - s_0|) at most MAX_SCORE_DRIFT.
 
-`tests/test_search_benchmark.py` injects each kind of bug into the optimised loop and shows
-that it fails this check while the honest loop passes.
+`tests/test_search_benchmark.py` injects each kind of bug into the optimised loop (and a wrong
+kernel into both fast loops) and shows that it fails this check while the honest loop passes.
 
     python benchmarks/search_speed.py                   # conv4 width 0.5, mnist5k, PGD-5, 12 batches
     python benchmarks/search_speed.py --device cuda --batches 50
@@ -33,6 +44,7 @@ that it fails this check while the honest loop passes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
@@ -45,15 +57,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from inborn.attacks import PGD
-from inborn.device import autocast, resolve_device
+from inborn.device import autocast, prepare_model, resolve_device, use_channels_last
 from inborn.masks import compute_masks, masked_layers, reuse_masks, scores_frozen, to_supermask
 from inborn.masks.patterns import kept_groups
+from inborn.models import kernels
 
 # Thresholds of the check (see the module docstring; tests/test_search_benchmark.py proves them).
 FIRST_BATCH_MAX_EXAMPLE_CHANGE = 1e-3  # share of adversarial-example entries allowed to differ after batch 1
 FIRST_BATCH_MAX_SCORE_DIFF = 1e-5  # max |s_opt - s_ref| after batch 1 over max |s_ref| (float32 ulp: 6e-8)
 MIN_MASK_AGREEMENT = 0.995  # per layer, after all batches
-MAX_SCORE_DRIFT = 0.05  # per layer, after all batches: |s_opt - s_ref| / |s_ref - s_0|
+MAX_SCORE_DRIFT = 0.05  # per layer, after all batches: |s_opt - s_twin| / |s_twin - s_0|
+KERNEL_MAX_LOGIT_DIFF = 1e-9  # stock against inborn's kernels and layout, float64, over max |logit|
 
 StepFn = Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor, PGD], torch.Tensor]
 
@@ -127,6 +141,9 @@ def _timed(device: torch.device, fn: Callable[[], torch.Tensor]) -> tuple[float,
     return time.perf_counter() - t0, out
 
 
+LOOPS = ("reference", "twin", "optimised")
+
+
 def compare_loops(
     base: nn.Module,
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -137,45 +154,75 @@ def compare_loops(
     optimised: StepFn = optimised_step,
     prepare_optimised: Callable[[nn.Module], nn.Module] | None = None,
 ) -> dict[str, Any]:
-    """Run both loops from copies of `base` over `batches`, alternating, and check that they agree.
+    """Run the three loops from copies of `base` over `batches`, rotating, and check that they agree.
 
-    `optimised` and `prepare_optimised` exist so that a test can inject a bug into the optimised
-    loop (its step, or its model) and show that the check catches it.
-    Returns the per-batch times, the first-batch and final comparisons and the verdict.
+    `base` is the model as built (PyTorch's default layout, on its device). `optimised` and
+    `prepare_optimised` exist so that a test can inject a bug into the optimised loop (its step,
+    or its model) and show that the check catches it.
+    Returns the per-batch times and ratios, the comparisons and the verdict.
     """
     device = next(base.parameters()).device
     reference = as_reference(base)
-    fast = copy.deepcopy(base)
+    twin = as_reference(prepare_model(copy.deepcopy(base), device))
+    fast = prepare_model(copy.deepcopy(base), device)
     if prepare_optimised is not None:
         fast = prepare_optimised(fast)
-    opts = {"reference": search_optimiser(reference), "optimised": search_optimiser(fast)}
-    models = {"reference": reference, "optimised": fast}
-    steps_of = {"reference": reference_step, "optimised": optimised}
+    models = {"reference": reference, "twin": twin, "optimised": fast}
+    opts = {kind: search_optimiser(model) for kind, model in models.items()}
+    steps_of = {"reference": reference_step, "twin": reference_step, "optimised": optimised}
+    # The reference runs on PyTorch's stock kernels; the twin and the optimised loop on inborn's.
+    kernels_of = {"reference": kernels.stock, "twin": contextlib.nullcontext, "optimised": contextlib.nullcontext}
     attack = PGD(eps, steps=steps, step_size=eps / 4, mode="train", track_best=False)
     scores0 = _scores(base)
-    times: dict[str, list[float]] = {"reference": [], "optimised": []}
+    kernel_check = _same_function(reference, twin, batches[0][0])
+    times: dict[str, list[float]] = {kind: [] for kind in LOOPS}
     first: dict[str, Any] = {}
     for model in models.values():
         model.train()
     for i, (x, y) in enumerate(batches):
-        order = ("reference", "optimised") if i % 2 == 0 else ("optimised", "reference")
+        order = LOOPS[i % 3:] + LOOPS[: i % 3]
         x_adv = {}
         for kind in order:
-            torch.manual_seed(1000 + i)  # the same random starts in both loops
+            torch.manual_seed(1000 + i)  # the same random starts in every loop
 
             def step(kind=kind, x=x, y=y):
-                with autocast(device, amp):
+                with autocast(device, amp), kernels_of[kind]():
                     return steps_of[kind](models[kind], opts[kind], x, y, attack)
 
             seconds, x_adv[kind] = _timed(device, step)
             times[kind].append(seconds)
         if i == 0:
-            first = _first_batch(reference, fast, x_adv["reference"], x_adv["optimised"], scores0)
-    final = _final(reference, fast, scores0)
-    problems = _problems(first, final)
-    ratios = [r / o for r, o in zip(times["reference"], times["optimised"], strict=True)]
-    return {"times": times, "ratios": ratios, "first_batch": first, "final": final, "problems": problems,
-            "passed": not problems}
+            first = _first_batch(twin, fast, x_adv["twin"], x_adv["optimised"], scores0)
+    final = _final(twin, fast, scores0)
+    problems = _problems(first, final, kernel_check)
+    ratios = {
+        "total": [r / o for r, o in zip(times["reference"], times["optimised"], strict=True)],
+        "loop": [t / o for t, o in zip(times["twin"], times["optimised"], strict=True)],
+        "kernels": [r / t for r, t in zip(times["reference"], times["twin"], strict=True)],
+    }
+    return {"times": times, "ratios": ratios["total"], "split": ratios, "kernels": kernel_check,
+            "first_batch": first, "final": final, "problems": problems, "passed": not problems}
+
+
+def _same_function(reference: nn.Module, twin: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """The stock and the fast model on one batch before any step, in float64 (so that rounding,
+    which BatchNorm over near-constant channels amplifies to 1e-4 in float32, is out of the
+    way): the logits must agree. Input gradients are reported, not checked: tied max-pool
+    windows route them to different, equally valid, winners."""
+    out = {}
+    models = {"reference": copy.deepcopy(reference).double().train(), "twin": copy.deepcopy(twin).double().train()}
+    logits, grads = {}, {}
+    for kind, model in models.items():
+        x_req = x.detach().double().requires_grad_(True)
+        with contextlib.ExitStack() as stack:
+            if kind == "reference":
+                stack.enter_context(kernels.stock())
+            logits[kind] = model(x_req)
+            grads[kind] = torch.autograd.grad(logits[kind].logsumexp(1).sum(), x_req)[0].flatten()
+    scale = float(logits["reference"].detach().abs().max())
+    out["logit_diff"] = float((logits["reference"] - logits["twin"]).detach().abs().max()) / max(scale, 1e-300)
+    out["grad_cosine"] = float(F.cosine_similarity(grads["reference"], grads["twin"], dim=0))
+    return out
 
 
 def _first_batch(reference: nn.Module, fast: nn.Module, adv_ref: torch.Tensor, adv_opt: torch.Tensor,
@@ -214,8 +261,11 @@ def _final(reference: nn.Module, fast: nn.Module, scores0: list[torch.Tensor]) -
     }
 
 
-def _problems(first: dict[str, Any], final: dict[str, Any]) -> list[str]:
+def _problems(first: dict[str, Any], final: dict[str, Any], kernel_check: dict[str, float]) -> list[str]:
     out = []
+    if kernel_check["logit_diff"] > KERNEL_MAX_LOGIT_DIFF:
+        out.append(f"inborn's kernels and layout change the model's logits by {kernel_check['logit_diff']:.2e} "
+                   f"of their size (allowed: {KERNEL_MAX_LOGIT_DIFF:.0e})")
     if not first["masks_equal"]:
         out.append("after the first batch the masks differ")
     if first["examples_changed_share"] > FIRST_BATCH_MAX_EXAMPLE_CHANGE:
@@ -231,6 +281,11 @@ def _problems(first: dict[str, Any], final: dict[str, Any]) -> list[str]:
         if layer["score_drift"] > MAX_SCORE_DRIFT:
             out.append(f"layer {layer['layer']}: score drift {layer['score_drift']:.3f} > {MAX_SCORE_DRIFT}")
     return out
+
+
+def _median_range(ratios: list[float]) -> str:
+    r = sorted(ratios)
+    return f"{statistics.median(r):.2f}x of {len(r)} (range {r[0]:.2f}-{r[-1]:.2f})"
 
 
 def main() -> None:
@@ -263,24 +318,30 @@ def main() -> None:
     # Warm-up on throwaway copies, so neither loop pays for first-call allocations.
     compare_loops(base, batches[-1:], eps=args.eps, steps=args.steps, amp=args.amp)
     out = compare_loops(base, batches[:-1], eps=args.eps, steps=args.steps, amp=args.amp)
-    t_ref, t_opt = sum(out["times"]["reference"]), sum(out["times"]["optimised"])
     n = sum(len(x) for x, _ in batches[:-1])
-    first, final = out["first_batch"], out["final"]
+    first, final, split = out["first_batch"], out["final"], out["split"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    layout = "channels-last" if use_channels_last(base, device) else "default layout"
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"{args.arch} width {args.width}, keep {args.keep}, PGD-{args.steps}, {len(batches) - 1} batches of "
-          f"{args.batch_size} from {args.data}, run alternately batch by batch")
-    print(f"  reference loop: {t_ref:7.2f} s  ({n / t_ref:7.1f} images/s)")
-    print(f"  optimised loop: {t_opt:7.2f} s  ({n / t_opt:7.1f} images/s)")
-    ratios = sorted(out["ratios"])
-    print(f"  speed-up: median {statistics.median(ratios):.2f}x of {len(ratios)} per-batch ratios "
-          f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}; total time {t_ref / t_opt:.2f}x)")
-    print(f"  after batch 1: masks equal {first['masks_equal']}, adversarial examples equal {first['examples_equal']} "
-          f"({first['examples_changed_share']:.2e} of entries differ), scores equal {first['scores_equal']} "
-          f"(max diff {first['score_diff']:.1e} of their size)")
-    print(f"  after batch {len(ratios)}: masks equal {final['masks_equal']}, lowest per-layer mask agreement "
-          f"{final['min_mask_agreement']:.5f} (>= {MIN_MASK_AGREEMENT}), highest score drift "
-          f"{final['max_score_drift']:.2e} (<= {MAX_SCORE_DRIFT})")
+          f"{args.batch_size} from {args.data}, the three loops in rotating order batch by batch")
+    labels = {"reference": "reference loop (stock PyTorch, default layout)",
+              "twin": f"twin (reference loop, inborn's kernels, {layout})",
+              "optimised": f"optimised loop (inborn's, {layout})"}
+    for kind in LOOPS:
+        t = sum(out["times"][kind])
+        print(f"  {labels[kind]:58s} {t:7.2f} s  ({n / t:7.1f} images/s)")
+    print(f"  speed-up over the reference: median {_median_range(split['total'])} per-batch ratios; "
+          f"of it, the loop {_median_range(split['loop'])}, kernels and layout {_median_range(split['kernels'])}")
+    kc = out["kernels"]
+    print(f"  kernels and layout, first batch before any step, float64: logits differ by {kc['logit_diff']:.1e} "
+          f"of their size (<= {KERNEL_MAX_LOGIT_DIFF:.0e}); input-gradient cosine {kc['grad_cosine']:.4f}")
+    print(f"  optimised against twin after batch 1: masks equal {first['masks_equal']}, adversarial examples "
+          f"equal {first['examples_equal']} ({first['examples_changed_share']:.2e} of entries differ), scores "
+          f"equal {first['scores_equal']} (max diff {first['score_diff']:.1e} of their size)")
+    print(f"  optimised against twin after batch {len(split['total'])}: masks equal {final['masks_equal']}, lowest "
+          f"per-layer mask agreement {final['min_mask_agreement']:.5f} (>= {MIN_MASK_AGREEMENT}), highest score "
+          f"drift {final['max_score_drift']:.2e} (<= {MAX_SCORE_DRIFT})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), **out}, f, indent=1)

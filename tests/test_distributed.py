@@ -120,16 +120,18 @@ def test_synced_batch_norm_in_one_process_group_is_plain_batch_norm(tmp_path):
 def test_two_processes_train_a_batch_norm_network_as_one_does(tmp_path):
     from safetensors.torch import load_file
 
+    # A small learning rate: at 0.1 this tiny network's training is chaotic (float rounding grows
+    # about 2x a step), and then two runs that differ only in rounding end 0.004 to 0.07 apart.
     args = ["train", "--data", "digits", "--arch", "conv2", "--width", "0.25", "--epochs", "1", "--batch-size", "64",
-            "--quiet"]
+            "--lr", "0.01", "--quiet"]
     _inborn(tmp_path, 2, [*args, "--out", "A"])
     _inborn(tmp_path, 1, [*args, "--out", "B"])
     a, b = load_file(tmp_path / "A/model.safetensors"), load_file(tmp_path / "B/model.safetensors")
     assert any("running_mean" in k for k in a)
-    # Measured: synchronised, at most 0.004 apart (float error through 21 steps); with per-rank
-    # statistics the first conv's weights and running statistics end 0.011-0.031 apart.
+    # Measured (21 steps): synchronised, at most 1.3e-4 apart; with per-rank statistics (the sync
+    # taken out) the first BatchNorm's running statistics end 0.004-0.008 apart.
     for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=1e-2, rtol=0, msg=key)
+        torch.testing.assert_close(a[key], b[key], atol=1e-3, rtol=0, msg=key)
 
 
 def test_two_processes_split_an_evaluation_and_get_the_one_process_figures(tmp_path):

@@ -1,9 +1,10 @@
 """The search benchmark's equivalence check tells a bug from rounding.
 
-benchmarks/search_speed.py compares the optimised search loop with the reference loop. Here
-each kind of bug the check exists for is injected into the optimised loop (a wrong mask, a
-missed gradient, a stale batch mask) on a tiny model; each must fail the check, and the honest
-loop must pass it.
+benchmarks/search_speed.py compares the optimised search loop with the reference loop run on
+the same kernels (the twin), and the twin's kernels with stock PyTorch. Here each kind of bug
+the check exists for is injected on a tiny model (a wrong mask, a missed gradient, a stale
+batch mask into the optimised loop; a wrong kernel into both fast loops); each must fail the
+check, and the honest loop must pass it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from inborn.data import load_data
 from inborn.masks import compute_masks, masked_layers, scores_frozen, to_supermask
-from inborn.models import create_model
+from inborn.models import create_model, kernels
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "search_speed.py"
 
@@ -55,6 +56,29 @@ def test_honest_loop_passes(setup):
     assert out["first_batch"]["masks_equal"]
     assert out["final"]["max_score_drift"] <= bench.MAX_SCORE_DRIFT
     assert len(out["ratios"]) == len(setup[1])
+    assert set(out["split"]) == {"total", "loop", "kernels"}
+    assert out["kernels"]["logit_diff"] <= bench.KERNEL_MAX_LOGIT_DIFF
+
+
+def test_wrong_kernel_fails(setup, monkeypatch):
+    """The fast convolution loses its last output row: the twin and the optimised loop share the
+    bug and still agree with each other, so only the kernel check can see it."""
+    import inborn.masks.layers as masked
+
+    real = masked.conv2d
+
+    def broken(x, w, b, *args, **kw):
+        y = real(x, w, b, *args, **kw)
+        if kernels.fast_enabled():
+            y = y.clone()
+            y[..., -1, :] = 0
+        return y
+
+    monkeypatch.setattr(masked, "conv2d", broken)
+    out = _compare(setup)
+    assert out["first_batch"]["masks_equal"] and out["first_batch"]["examples_equal"]
+    assert not out["passed"]
+    assert out["kernels"]["logit_diff"] > 100 * bench.KERNEL_MAX_LOGIT_DIFF
 
 
 def test_wrong_mask_fails(setup):

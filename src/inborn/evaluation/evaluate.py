@@ -32,6 +32,7 @@ from inborn.device import autocast
 from inborn.errors import InbornError
 from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags
 from inborn.evaluation.metrics import harmonic_robustness_score
+from inborn.models.fold import fold_batch_norm
 
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
 RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given
@@ -137,6 +138,9 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
         raise InbornError("nothing to evaluate: the split is empty")
     randomised = s.randomised if s.randomised is not None else is_randomised(model, _probe(data, device))
     s = s.for_model(randomised)
+    # The attacks run on a copy with BatchNorm folded into the convolutions (the same function up
+    # to rounding, faster); every verdict is the model's own. A random model is attacked as it is.
+    surrogate = model if randomised else fold_batch_norm(model)
     grid = _attack_grid(s)
     total = -(-size // s.batch_size)
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
@@ -155,7 +159,7 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
                   disable=not progress or rank != 0):
         if b % world == rank:
-            mine = _evaluate_batch(model, grid, *next(loaded), s, s.seed + _BATCH_SEED * b)
+            mine = _evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b)
         if b % world == world - 1 or b == total - 1:
             for record in distributed.all_gather_object(mine) if world > 1 else [mine]:
                 if record is not None:
@@ -182,16 +186,17 @@ def _eot(name: str, s: EvalSettings) -> int | None:
     return s.eot_samples if s.randomised else None
 
 
-def _evaluate_batch(model: nn.Module, grid: list[tuple[float, str, Attack]], x: torch.Tensor, y: torch.Tensor,
-                    s: EvalSettings, seed: int) -> dict[str, Any]:
-    """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags."""
+def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[float, str, Attack]], x: torch.Tensor,
+                    y: torch.Tensor, s: EvalSettings, seed: int) -> dict[str, Any]:
+    """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags.
+    The attacks run on `surrogate` (the model, or its BatchNorm-folded copy); `model` judges."""
     with _seeded(bool(s.randomised), seed, x.device):
         clean = _classify(model, x, y, s)
         record: dict[str, Any] = {"clean": clean.cpu(), "robust": [], "warnings": [], "after": []}
         attacked = clean.any(0)
         for _, _, attack in grid:
             attack.reseed(seed)  # a batch's noise does not depend on the batches before it
-            record["robust"].append(_robust_flags(model, attack, x, y, clean, s).cpu())
+            record["robust"].append(_robust_flags(model, surrogate, attack, x, y, clean, s).cpu())
             warned, after = [], {}
             # Only a batch that AutoAttack actually ran on has a fresh report to read.
             if isinstance(attack, AutoAttack) and attacked.any() and attack.eps > 0:
@@ -210,8 +215,8 @@ def _classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSetting
     return torch.stack([predict(model, x, s.batch_size, s.amp).eq(y) for _ in range(s.repeats or 1)])
 
 
-def _robust_flags(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: torch.Tensor,
-                  s: EvalSettings) -> torch.Tensor:
+def _robust_flags(model: nn.Module, surrogate: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
+                  clean: torch.Tensor, s: EvalSettings) -> torch.Tensor:
     """[repeats, batch] correctness under attack, and clean in the same repeat. Samples that no
     clean repeat classifies correctly are not attacked."""
     idx = clean.any(0).nonzero().squeeze(1)
@@ -219,7 +224,7 @@ def _robust_flags(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Te
         return clean.clone()
     if isinstance(attack, AutoAttack):
         attack.batch_size = s.batch_size
-    x_adv = attack(model, x[idx], y[idx])
+    x_adv = attack(surrogate, x[idx], y[idx])
     survived = _classify(model, x_adv, y[idx], s)
     if isinstance(attack, AutoAttack):
         survived &= ~attack.last_fooled  # AutoAttack's own verdict stands: a fresh draw cannot undo it

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from inborn.masks.packing import unpack_on_device
 from inborn.masks.patterns import layer_mask
+from inborn.models.kernels import conv2d, is_channels_last
 
 
 class MaskedLayer(nn.Module):
@@ -58,7 +59,10 @@ class MaskedLayer(nn.Module):
 
 class MaskedConv2d(nn.Conv2d, MaskedLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), self.bias)
+        if self.padding_mode != "zeros":
+            return self._conv_forward(x, self.effective_weight(), self.bias)
+        return conv2d(x, self.effective_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups,
+                      channels_last=is_channels_last(self.weight))
 
 
 class MaskedLinear(nn.Linear, MaskedLayer):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from inborn.models.layers import batch_norm, scaled
+from inborn.models.kernels import MaxPool2d
+from inborn.models.layers import append_max_pool, batch_norm, scaled
 from inborn.models.registry import register_model
 
 _CONV_PLANS = {
@@ -27,7 +28,7 @@ def _conv_net(
     channels, size = in_channels, image_size
     for item in plan:
         if item == "M":
-            layers.append(nn.MaxPool2d(2))
+            append_max_pool(layers, MaxPool2d(2))
             size //= 2
             continue
         out = scaled(item, width)

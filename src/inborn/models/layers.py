@@ -25,6 +25,19 @@ def batch_norm(channels: int, affine: bool = True) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, affine=affine)
 
 
+def append_max_pool(layers: list[nn.Module], pool: nn.Module) -> None:
+    """Append a max-pool to a conv-BN-ReLU stack, placed before its last ReLU.
+
+    Max-pool and ReLU commute exactly, values and gradients alike (a window's maximum is
+    positive in both orders or its gradient is zero in both), and the ReLU then runs on a
+    quarter of the values.
+    """
+    if layers and isinstance(layers[-1], nn.ReLU):
+        layers.insert(len(layers) - 1, pool)
+    else:
+        layers.append(pool)
+
+
 def scaled(channels: int, width: float, minimum: int = 1) -> int:
     """A channel count scaled by the width multiplier."""
     return max(minimum, int(round(channels * width)))

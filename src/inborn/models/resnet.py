@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from inborn.errors import InbornError
+from inborn.models.kernels import MaxPool2d
 from inborn.models.layers import batch_norm, scaled
 from inborn.models.registry import register_model
 
@@ -83,7 +84,7 @@ class ResNet(nn.Module):
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, stem, 7, stride=2, padding=3, bias=False),
                 batch_norm(stem, affine_bn), nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
+                MaxPool2d(3, stride=2, padding=1),
             )
         else:
             self.stem = nn.Sequential(

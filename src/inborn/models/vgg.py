@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from inborn.errors import InbornError
-from inborn.models.layers import batch_norm, scaled
+from inborn.models.kernels import MaxPool2d
+from inborn.models.layers import append_max_pool, batch_norm, scaled
 from inborn.models.registry import register_model
 
 _PLANS: dict[str, list[int | str]] = {
@@ -33,7 +34,7 @@ class VGG(nn.Module):
             if item == "M":
                 # Small inputs (16x16, 28x28) reach 1x1 before the last pool; pooling further would fail.
                 if size >= 2:
-                    layers.append(nn.MaxPool2d(2))
+                    append_max_pool(layers, MaxPool2d(2))
                     size //= 2
                 continue
             cout = scaled(int(item), width)

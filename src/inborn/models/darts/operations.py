@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from inborn.models.kernels import MaxPool2d
 from inborn.models.layers import batch_norm
 
 
@@ -101,7 +102,7 @@ OpFactory = Callable[[int, int, bool], nn.Module]
 OPS: dict[str, OpFactory] = {
     "none": lambda c, stride, affine: Zero(stride),
     "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False),
-    "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+    "max_pool_3x3": lambda c, stride, affine: MaxPool2d(3, stride=stride, padding=1),
     "skip_connect": lambda c, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine),
     "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
