@@ -71,9 +71,13 @@ def test_conv_keeps_the_models_layout_and_stock_turns_it_off():
     assert kernels.conv2d(x, w, None, 1, 1, 1, 1).is_contiguous()
     torch.testing.assert_close(y, F.conv2d(x, w, None, 1, 1), rtol=1e-5, atol=1e-5)
     with kernels.stock():
-        assert not kernels.fast_enabled()
+        assert not any(kernels.fast_enabled(p) for p in kernels.PATHS)
         assert torch.equal(kernels.conv2d(x, w, None, 1, 1, 1, 1), F.conv2d(x, w, None, 1, 1))
-    assert kernels.fast_enabled()
+    assert all(kernels.fast_enabled(p) for p in kernels.PATHS)
+    with kernels.stock("max_pool"):  # one path off, the others on
+        assert not kernels.fast_enabled("max_pool") and kernels.fast_enabled("conv")
+    with pytest.raises(ValueError, match="unknown kernel paths"), kernels.stock("winograd"):
+        pass
     wide = torch.randn(8, 16, 3, 3)  # 144 inputs per output: oneDNN's job
     x16 = torch.randn(2, 16, 6, 6)
     assert torch.equal(kernels.conv2d(x16, wide, None, 1, 1, 1, 1), F.conv2d(x16, wide, None, 1, 1))

@@ -75,7 +75,7 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     """An eval-mode copy of `model` with every conv -> BatchNorm pair of an nn.Sequential folded,
     wrapped so that train mode still runs the original; `model` itself if nothing folds, if its
     masks may change between forwards (`_masks_may_change`), or under `kernels.stock()`."""
-    if not kernels.fast_enabled() or _masks_may_change(model):
+    if not kernels.fast_enabled("fold") or _masks_may_change(model):
         return model
     folded = copy.deepcopy(model).eval()
     count = 0

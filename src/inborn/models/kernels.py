@@ -1,17 +1,17 @@
-"""Faster CPU paths for the two layers whose stock kernels are slow at the shapes inborn uses.
-
-Measured side by side by `python benchmarks/kernels.py` (2 CPU cores, torch 2.13, batch 128):
+"""Faster CPU paths for layers whose stock kernels are slow at the shapes inborn uses.
 
 - Max pooling of an NCHW tensor: ATen's NCHW kernel is several times slower than its
   channels-last one. `max_pool2d` pools in channels-last and hands back NCHW; the values and
   the gradient (the same argmax, ties to the first element) are bit for bit the stock ones.
 - A convolution with few inputs per output (the first layer of an MNIST or CIFAR network, one
-  or three channels): oneDNN takes about as long as for 32 channels. Unfold + matmul does the
-  same sums several times faster (float32 rounding may differ from oneDNN's in the last bit).
+  or three channels): unfold + matmul instead of oneDNN (float32 rounding may differ in the
+  last bit).
+- BatchNorm folded into the convolution before it, for evaluation (`inborn.models.fold`).
 
-Both apply on CPU only (CUDA's kernels are fine) and only where they are faster. `stock()`
-turns them off, for a reference that runs on stock PyTorch (benchmarks/search_speed.py) and for
-the tests that compare the two.
+What each buys in the search and in a PGD evaluation, each switched off alone, is measured by
+`python benchmarks/ablation.py` (docs/performance.md). All apply on CPU only (CUDA's kernels
+are fine). `stock()` turns them off, for a reference that runs on stock PyTorch
+(benchmarks/search_speed.py), for that ablation and for the tests that compare the two.
 """
 
 from __future__ import annotations
@@ -25,25 +25,30 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 # Unfold + matmul up to this many inputs per output (in_channels x kernel area): 3x3 kernels
-# over 1 or 3 channels. Beyond it oneDNN wins (benchmarks/kernels.py).
+# over 1 to 4 channels. Beyond it oneDNN wins.
 IM2COL_MAX_FAN_IN = 36
 
-_state = {"fast": True}
+PATHS = ("max_pool", "conv", "fold")
+_enabled = dict.fromkeys(PATHS, True)
 
 
 @contextlib.contextmanager
-def stock() -> Iterator[None]:
-    """Use PyTorch's stock kernels inside (the paths of this module are off)."""
-    was = _state["fast"]
-    _state["fast"] = False
+def stock(*paths: str) -> Iterator[None]:
+    """Use PyTorch's stock kernels inside: for the given paths of this module, or for all."""
+    chosen = paths or PATHS
+    unknown = set(chosen) - set(PATHS)
+    if unknown:
+        raise ValueError(f"unknown kernel paths {sorted(unknown)}; known: {', '.join(PATHS)}")
+    was = dict(_enabled)
+    _enabled.update(dict.fromkeys(chosen, False))
     try:
         yield
     finally:
-        _state["fast"] = was
+        _enabled.update(was)
 
 
-def fast_enabled() -> bool:
-    return _state["fast"]
+def fast_enabled(path: str) -> bool:
+    return _enabled[path]
 
 
 def _pair(v: int | tuple[int, ...] | list[int]) -> list[int]:
@@ -77,7 +82,7 @@ def max_pool2d(x: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False) -> torch.Tensor:
     """`F.max_pool2d` with the same result, faster on CPU for batched NCHW input."""
     stride = kernel_size if stride is None or stride == [] else stride
-    if (_state["fast"] and x.device.type == "cpu" and x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous()
+    if (_enabled["max_pool"] and x.device.type == "cpu" and x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous()
             and x.dtype in (torch.float32, torch.float64)):
         return _ChannelsLastMaxPool.apply(x, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation),
                                           ceil_mode)
@@ -94,7 +99,7 @@ class MaxPool2d(nn.MaxPool2d):
 
 
 def _im2col_ok(x: torch.Tensor, weight: torch.Tensor, padding, groups: int) -> bool:  # noqa: ANN001
-    return (_state["fast"] and x.device.type == "cpu" and x.dim() == 4 and groups == 1
+    return (_enabled["conv"] and x.device.type == "cpu" and x.dim() == 4 and groups == 1
             and not isinstance(padding, str) and weight[0].numel() <= IM2COL_MAX_FAN_IN
             and x.dtype in (torch.float32, torch.float64))
 
