@@ -2,13 +2,19 @@
 by kind of work, with the achieved FLOP/s against this machine's matmul FLOP/s measured in the
 same process (docs/performance.md quotes its output).
 
+The model runs as inborn runs it (`prepare_model`: channels-last on CPU; inborn's kernels;
+the evaluation's BatchNorm-folded copy); `--stock` profiles the same loops on stock PyTorch
+(default layout, no inborn kernels, no folding), for the before-and-after.
+
     python benchmarks/profile_search.py                 # conv4 width 0.5, mnist5k, PGD-5 search, keep 0.05
+    python benchmarks/profile_search.py --stock
     python benchmarks/profile_search.py --batches 8 --n 250   # shorter
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import time
 from collections import defaultdict
@@ -19,14 +25,17 @@ from torch.profiler import ProfilerActivity, profile
 
 from inborn.attacks import PGD
 from inborn.data import load_data
+from inborn.device import prepare_model
 from inborn.masks import fix_masks, to_supermask
-from inborn.models import create_model
+from inborn.models import create_model, kernels
+from inborn.models.fold import fold_batch_norm
 
 # Operator name -> kind of work. The order matters: the first matching rule wins.
 GROUPS = [
     ("conv backward", ("convolution_backward",)),
     ("conv forward", ("mkldnn_convolution", "_convolution", "aten::convolution", "conv2d", "thnn_conv")),
-    ("linear (matmul) fwd+bwd", ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")),
+    ("first conv as unfold + matmul (im2col, col2im)", ("im2col", "col2im")),
+    ("matmuls: linear layers, first conv", ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")),
     ("BatchNorm fwd+bwd", ("batch_norm",)),
     ("ReLU / max-pool fwd+bwd", ("threshold", "clamp_min", "relu", "max_pool")),
     ("masks (top-k, STE)", ("kthvalue", "sort", "cumsum", "aten::abs", "aten::gt", "aten::__or__", "aten::bitwise")),
@@ -35,8 +44,8 @@ GROUPS = [
 ]
 
 
-def _search_benchmark():
-    spec = importlib.util.spec_from_file_location("search_speed", Path(__file__).with_name("search_speed.py"))
+def _sibling(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -96,8 +105,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="test images for the PGD-20 evaluation")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--eval-batch-size", type=int, default=250)
+    p.add_argument("--stock", action="store_true", help="stock PyTorch: default layout, no inborn kernels")
     args = p.parse_args()
-    bench = _search_benchmark()
+    with kernels.stock() if args.stock else contextlib.nullcontext():
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    bench = _sibling("search_speed")
     splits = load_data("mnist5k")
     info = splits.info
     gen = torch.Generator().manual_seed(0)
@@ -110,6 +125,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; "
           f"float32 matmul 1024x1024: {peak / 1e9:.1f} GFLOP/s")
     fwd = forward_flops(model.eval(), batches[0][0][:1])
+    # Stock: the papers' layer order too (inborn's conv nets pool before the ReLU, the same function).
+    model = _sibling("ablation").relu_before_pool(model) if args.stock else prepare_model(model, torch.device("cpu"))
+    print("stock PyTorch, default layout" if args.stock else "inborn: prepare_model (channels-last), its kernels")
     print(f"one forward of one image: {fwd / 1e6:.1f} MFLOP (convolutions and matmuls)")
 
     steps = 5
@@ -130,6 +148,7 @@ def main() -> None:
 
     fix_masks(model)
     model.eval()
+    model = model if args.stock else fold_batch_norm(model)  # as inborn's evaluation attacks it
     x, y = splits.test.head(args.n).tensors()
     attack = PGD(0.3, steps=20, step_size=0.3 / 4, seed=0, early_stop=False)
     attack(model, x[:16], y[:16])
