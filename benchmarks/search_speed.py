@@ -283,6 +283,27 @@ def _problems(first: dict[str, Any], final: dict[str, Any], kernel_check: dict[s
     return out
 
 
+def solo(kind: str, base: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], *, eps: float,
+         steps: int, amp: bool) -> None:
+    """One loop alone, so that a reader can see the rotating order biases none of them."""
+    device = next(base.parameters()).device
+    model = as_reference(base) if kind == "reference" else prepare_model(copy.deepcopy(base), device)
+    model = as_reference(model) if kind == "twin" else model
+    opt = search_optimiser(model.train())
+    attack = PGD(eps, steps=steps, step_size=eps / 4, mode="train", track_best=False)
+    step_fn = optimised_step if kind == "optimised" else reference_step
+    times = []
+    for i, (x, y) in enumerate(batches):
+        torch.manual_seed(1000 + i)
+
+        def step(x=x, y=y):
+            with autocast(device, amp), kernels.stock() if kind == "reference" else contextlib.nullcontext():
+                return step_fn(model, opt, x, y, attack)
+        times.append(_timed(device, step)[0])
+    print(f"{kind} loop alone: median {statistics.median(times[1:]):.4f} s/batch over {len(times) - 1} batches "
+          f"(after one warm-up)")
+
+
 def _median_range(ratios: list[float]) -> str:
     r = sorted(ratios)
     return f"{statistics.median(r):.2f}x of {len(r)} (range {r[0]:.2f}-{r[-1]:.2f})"
@@ -301,6 +322,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--json", help="also write the full comparison to this file")
+    p.add_argument("--solo", choices=LOOPS, help="time one loop alone in this process (no interleaving, no check)")
     args = p.parse_args()
     from inborn.data import load_data
     from inborn.models import create_model
@@ -315,6 +337,8 @@ def main() -> None:
     base = to_supermask(create_model(args.arch, num_classes=info.num_classes, in_channels=info.in_channels,
                                      image_size=info.image_size, width=args.width, mean=info.mean, std=info.std),
                         args.keep).to(device)
+    if args.solo:
+        return solo(args.solo, base, batches, eps=args.eps, steps=args.steps, amp=args.amp)
     # Warm-up on throwaway copies, so neither loop pays for first-call allocations.
     compare_loops(base, batches[-1:], eps=args.eps, steps=args.steps, amp=args.amp)
     out = compare_loops(base, batches[:-1], eps=args.eps, steps=args.steps, amp=args.amp)
