@@ -33,17 +33,24 @@ def _with_statistics(model):
 def test_folded_ticket_computes_the_same_logits():
     model = _with_statistics(prepare_model(to_supermask(_conv4(), 0.3), CPU))
     fix_masks(model)
+    model.train()
     folded = fold_batch_norm(model)
+    assert model.training  # folding copies: the model keeps its mode
+    model.eval()
     assert isinstance(folded, EvalFolded)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in folded.folded.modules()) == 0
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 4  # the model itself is untouched
     x = torch.rand(16, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
-    folded.train()  # an attack asking for train mode gets the original network
-    model.train()
+    assert not model.training
+    folded.train()  # an attack asking for train mode gets the original network, in train mode
+    assert not model.training  # the wrapper's mode never switches the caller's model
     with torch.no_grad():
-        assert torch.equal(folded(x), model(x))
+        got = folded(x)
+        assert not model.training
+        model.train()
+        assert torch.equal(got, model(x))
 
 
 def test_nothing_to_fold_or_masks_that_may_change_leave_the_model_alone():
