@@ -4,10 +4,11 @@ they compute the same search.
 The reference does what the authors' code does, on stock PyTorch: every forward recomputes
 each mask by a full sort, every attack step calls `loss.backward()` (which also fills the
 scores' gradients), and the model runs in PyTorch's default layout with PyTorch's kernels.
-The optimised loop is inborn's: each mask once per batch by `kthvalue`, reused across the PGD
-steps, gradients with respect to the input only, on the model as inborn prepares it for the
-device (`inborn.device.prepare_model`: channels-last where that is faster) with inborn's CPU
-kernels (`inborn.models.kernels`).
+(Its layers are inborn's, max-pool before ReLU: the papers' function, and a little faster
+than their order, so the reference is, if anything, flattered.) The optimised loop is
+inborn's: each mask once per batch by `kthvalue`, reused across the PGD steps, gradients with
+respect to the input only, on the model as inborn prepares it for the device
+(`inborn.device.prepare_model`: channels-last where that is faster) with inborn's CPU kernels (`inborn.models.kernels`).
 
 A third loop, the twin, is the reference loop on inborn's model and kernels. It splits the
 speed-up in two (the loop; the layout and kernels) and it is what the equivalence check
