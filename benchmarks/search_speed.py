@@ -8,7 +8,8 @@ scores' gradients), and the model runs in PyTorch's default layout with PyTorch'
 than their order, so the reference is, if anything, flattered.) The optimised loop is
 inborn's: each mask once per batch by `kthvalue`, reused across the PGD steps, gradients with
 respect to the input only, on the model as inborn prepares it for the device
-(`inborn.device.prepare_model`: channels-last where that is faster) with inborn's CPU kernels (`inborn.models.kernels`).
+(`inborn.device.prepare_model`: channels-last where that is faster) with inborn's CPU kernels
+(`inborn.models.kernels`).
 
 A third loop, the twin, is the reference loop on inborn's model and kernels. It splits the
 speed-up in two (the loop; the layout and kernels) and it is what the equivalence check
