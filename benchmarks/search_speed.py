@@ -144,6 +144,17 @@ def _timed(device: torch.device, fn: Callable[[], torch.Tensor]) -> tuple[float,
 
 
 LOOPS = ("reference", "twin", "optimised")
+STEP_OF = {"reference": reference_step, "twin": reference_step, "optimised": optimised_step}
+# The reference runs on PyTorch's stock kernels; the twin and the optimised loop on inborn's.
+KERNELS_OF = {"reference": kernels.stock, "twin": contextlib.nullcontext, "optimised": contextlib.nullcontext}
+
+
+def loop_model(kind: str, base: nn.Module) -> nn.Module:
+    """The model a loop runs: the reference on `base` as built, the others as inborn prepares it."""
+    if kind == "reference":
+        return as_reference(base)
+    fast = prepare_model(copy.deepcopy(base), next(base.parameters()).device)
+    return as_reference(fast) if kind == "twin" else fast
 
 
 def compare_loops(
@@ -164,16 +175,12 @@ def compare_loops(
     Returns the per-batch times and ratios, the comparisons and the verdict.
     """
     device = next(base.parameters()).device
-    reference = as_reference(base)
-    twin = as_reference(prepare_model(copy.deepcopy(base), device))
-    fast = prepare_model(copy.deepcopy(base), device)
+    models = {kind: loop_model(kind, base) for kind in LOOPS}
     if prepare_optimised is not None:
-        fast = prepare_optimised(fast)
-    models = {"reference": reference, "twin": twin, "optimised": fast}
+        models["optimised"] = prepare_optimised(models["optimised"])
+    reference, twin, fast = (models[kind] for kind in LOOPS)
     opts = {kind: search_optimiser(model) for kind, model in models.items()}
-    steps_of = {"reference": reference_step, "twin": reference_step, "optimised": optimised}
-    # The reference runs on PyTorch's stock kernels; the twin and the optimised loop on inborn's.
-    kernels_of = {"reference": kernels.stock, "twin": contextlib.nullcontext, "optimised": contextlib.nullcontext}
+    steps_of = {**STEP_OF, "optimised": optimised}
     attack = PGD(eps, steps=steps, step_size=eps / 4, mode="train", track_best=False)
     scores0 = _scores(base)
     kernel_check = _same_function(reference, twin, batches[0][0])
@@ -188,7 +195,7 @@ def compare_loops(
             torch.manual_seed(1000 + i)  # the same random starts in every loop
 
             def step(kind=kind, x=x, y=y):
-                with autocast(device, amp), kernels_of[kind]():
+                with autocast(device, amp), KERNELS_OF[kind]():
                     return steps_of[kind](models[kind], opts[kind], x, y, attack)
 
             seconds, x_adv[kind] = _timed(device, step)
@@ -289,18 +296,16 @@ def solo(kind: str, base: nn.Module, batches: Sequence[tuple[torch.Tensor, torch
          steps: int, amp: bool) -> None:
     """One loop alone, so that a reader can see the rotating order biases none of them."""
     device = next(base.parameters()).device
-    model = as_reference(base) if kind == "reference" else prepare_model(copy.deepcopy(base), device)
-    model = as_reference(model) if kind == "twin" else model
-    opt = search_optimiser(model.train())
+    model = loop_model(kind, base).train()
+    opt = search_optimiser(model)
     attack = PGD(eps, steps=steps, step_size=eps / 4, mode="train", track_best=False)
-    step_fn = optimised_step if kind == "optimised" else reference_step
     times = []
     for i, (x, y) in enumerate(batches):
         torch.manual_seed(1000 + i)
 
         def step(x=x, y=y):
-            with autocast(device, amp), kernels.stock() if kind == "reference" else contextlib.nullcontext():
-                return step_fn(model, opt, x, y, attack)
+            with autocast(device, amp), KERNELS_OF[kind]():
+                return STEP_OF[kind](model, opt, x, y, attack)
         times.append(_timed(device, step)[0])
     print(f"{kind} loop alone: median {statistics.median(times[1:]):.4f} s/batch over {len(times) - 1} batches "
           f"(after one warm-up)")

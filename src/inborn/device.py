@@ -40,7 +40,7 @@ def use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     """Channels-last on CUDA (tensor cores); on CPU when the model has convolutions and none is
     grouped: there oneDNN's channels-last kernels train 1.1x to 1.3x faster, while depthwise
     ones (MobileNet, the DARTS cells) are as fast or slower (`python benchmarks/layouts.py`)."""
-    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     if device.type == "cuda":
         return True
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     return device.type == "cpu" and bool(convs) and all(m.groups == 1 for m in convs)

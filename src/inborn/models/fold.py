@@ -25,8 +25,7 @@ class FoldedConv2d(nn.Conv2d):
     """A convolution with a BatchNorm folded in (through inborn's CPU kernels)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return kernels.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                              channels_last=kernels.is_channels_last(self.weight))
+        return kernels.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class EvalFolded(nn.Module):
