@@ -77,17 +77,17 @@ def test_search_config_honours_every_yaml_key_and_a_flag_overrides_one(tmp_path)
     doc = {**NON_DEFAULT, "ticket": TICKET, "from_run": "runs/dense"}
     path = _yaml(tmp_path, doc)
     cfg = search_config(_args("search", "--config", path, "--out", "x"))
-    assert cfg.ticket == TICKET and cfg.from_run == "runs/dense" and cfg.kind == "search"
+    assert cfg.ticket.to_dict() == TICKET and cfg.from_run == "runs/dense" and cfg.kind == "search"
     assert {k: getattr(cfg, k) for k in NON_DEFAULT} == NON_DEFAULT  # adv fgsm kept: pgd is only the default
     cfg = search_config(_args("search", "--config", path, "--out", "x", "--pattern", "filter", "--keep", "0.5"))
-    assert cfg.ticket == {**TICKET, "pattern": "filter", "keep_ratio": 0.5}
+    assert cfg.ticket.to_dict() == {**TICKET, "pattern": "filter", "keep_ratio": 0.5}
     assert cfg.from_run == "runs/dense"
 
 
 def test_search_defaults_to_pgd_and_writes_the_whole_ticket(tmp_path):
     cfg = search_config(_args("search", "--keep", "0.2", "--out", "x", "--data", "digits"))
     assert cfg.adv == "pgd"
-    assert cfg.ticket == SupermaskConfig(keep_ratio=0.2).to_dict()
+    assert cfg.ticket.to_dict() == SupermaskConfig(keep_ratio=0.2).to_dict()
     with pytest.raises(InbornError, match="--keep is required"):
         search_config(_args("search", "--out", "x"))
     with pytest.raises(InbornError, match="unknown ticket settings: sparsity"):
@@ -109,10 +109,10 @@ def test_finetune_config_honours_every_yaml_key_and_a_flag_overrides_one(tmp_pat
     settings = {**NON_DEFAULT, "arch": "fc", "width": 0.5}
     path = _yaml(tmp_path, {**settings, "finetune": finetune})
     cfg = finetune_config(_args("finetune", "--config", path, "--out", "x"))
-    assert cfg.finetune == finetune and cfg.kind == "finetune"
+    assert cfg.finetune.to_dict() == finetune and cfg.kind == "finetune"
     assert {k: getattr(cfg, k) for k in settings} == settings  # the YAML beats the ticket's other settings
     cfg = finetune_config(_args("finetune", "--config", path, "--out", "x", "--weights", "dense", "--epochs", "1"))
-    assert cfg.finetune == {**finetune, "weights": "dense"} and cfg.epochs == 1
+    assert cfg.finetune.to_dict() == {**finetune, "weights": "dense"} and cfg.epochs == 1
 
 
 def test_finetune_inherits_the_tickets_settings_below_the_yaml(tmp_path):
@@ -120,7 +120,7 @@ def test_finetune_inherits_the_tickets_settings_below_the_yaml(tmp_path):
     cfg = finetune_config(_args("finetune", ticket, "--out", "x"))
     assert (cfg.data, cfg.arch, cfg.width, cfg.eps, cfg.val_fraction, cfg.adv) == ("digits", "fc", 0.5, 0.2, 0.15,
                                                                                    "pgd")
-    assert cfg.finetune == FinetuneConfig(ticket=ticket).to_dict()
+    assert cfg.finetune.to_dict() == FinetuneConfig(ticket=ticket).to_dict()
     path = _yaml(tmp_path, {"val_fraction": 0.3})
     cfg = finetune_config(_args("finetune", ticket, "--config", path, "--out", "x", "--eps", "0.1"))
     assert (cfg.val_fraction, cfg.eps) == (0.3, 0.1)

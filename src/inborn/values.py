@@ -1,9 +1,13 @@
-"""Values as people type them: ε in pixel units (`0.3`, `8/255`), in configs and on the command line."""
+"""Values as people type them: ε in pixel units (`0.3`, `8/255`), numbers, lists and KEY=VALUE
+options, in configs and on the command line. Every text-to-value parse of a setting lives here."""
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
+
+import yaml
 
 from inborn.errors import InbornError
 
@@ -63,3 +67,29 @@ def range_text(low: float | None, high: float | None, low_open: bool, high_open:
 def parse_ratio(text: str | float, what: str = "keep ratio") -> float:
     """A ratio in (0, 1], written as a decimal or a fraction (`0.3`, `3/7`)."""
     return parse_real(text, what, low=0, high=1, low_open=True)
+
+
+def parse_names(text: str) -> list[str]:
+    """Comma-separated names (`pgd,fgsm`); blanks dropped."""
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def parse_int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError as e:
+        raise InbornError(f"expected comma-separated integers, got {text!r}") from e
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as a dict, values typed as YAML scalars (8 -> int, true -> bool)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InbornError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options

@@ -8,18 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
-from inborn.values import parse_ratio, parse_real
-
-
-def parse_names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def parse_int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError as e:
-        raise InbornError(f"expected comma-separated integers, got {text!r}") from e
+from inborn.values import parse_names, parse_ratio, parse_real
 
 
 # -- argparse types: a bad number is one line naming the flag (OneLineParser), never a traceback --
@@ -53,14 +42,6 @@ def real_arg(low: float | None = None, high: float | None = None, *, low_open: b
     return parse
 
 
-def ratio_arg(text: str) -> float:
-    """A ratio in (0, 1]: `0.3` or `3/7`."""
-    try:
-        return parse_ratio(text, "the ratio")
-    except InbornError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def parse_ratio_list(text: str, what: str = "keep ratio") -> list[float]:
     """Comma-separated ratios in (0, 1] (`0.05,0.1,3/7`)."""
     values = [parse_ratio(t, what) for t in parse_names(text)]
@@ -89,19 +70,3 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"inborn: error: {message} (see `{self.prog} --help`)\n")
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings as a dict, values typed as YAML scalars (8 -> int, true -> bool)."""
-    import yaml
-
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise InbornError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            options[key.strip()] = value
-    return options

@@ -7,10 +7,10 @@ import contextlib
 import time
 from pathlib import Path
 
-from inborn.cli.common import count_arg, int_arg, parse_names
+from inborn.cli.common import count_arg, int_arg
 from inborn.errors import InbornError
 from inborn.tables import text_table
-from inborn.values import parse_eps, parse_eps_list
+from inborn.values import parse_eps, parse_eps_list, parse_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inborn.cli.common import count_arg, int_arg, parse_names, parse_ratio_list, parse_real_list, throwaway
+from inborn.cli.common import count_arg, int_arg, parse_ratio_list, parse_real_list, throwaway
 from inborn.errors import InbornError
-from inborn.values import parse_eps
+from inborn.values import parse_eps, parse_names
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -9,11 +9,6 @@ from inborn.cli.train import add_training_arguments, config_values, resolve_conf
 from inborn.errors import InbornError
 from inborn.train.config import FinetuneConfig, TrainConfig
 
-# Settings a fine-tuning run takes from its ticket unless the config or a flag says otherwise.
-_INHERITED = ("data", "data_dir", "arch", "width", "affine_bn", "model_kwargs", "eps", "val_fraction")
-# Of those, the ones the ticket fixes: its network and the data it was found on.
-_FIXED = ("data", "arch", "width", "affine_bn", "model_kwargs")
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -34,17 +29,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def finetune_config(args: argparse.Namespace) -> TrainConfig:
     """The training config of a fine-tuning run: the ticket's data and model, then the YAML and flags."""
-    from inborn.train.finetune import ticket_run_config
-
-    ticket = (config_values(args).get("finetune") or {}).get("ticket")
-    if not ticket:
+    if not (config_values(args).get("finetune") or {}).get("ticket"):
         raise InbornError("name the ticket: inborn finetune TICKET (or finetune.ticket in --config)")
-    ticket_cfg = ticket_run_config(ticket)["config"]
-    inherited = {k: ticket_cfg[k] for k in _INHERITED if k in ticket_cfg}
-    given = config_values(args)
-    for key in _FIXED:  # the network trained is the ticket's: another value would be recorded falsely
-        if key in given and key in inherited and given[key] != inherited[key]:
-            flag = "--" + key.replace("_", "-")
-            raise InbornError(f"the ticket {ticket!r} fixes {key} ({inherited[key]!r}); a fine-tuning run trains "
-                              f"the ticket's own network, so drop {flag} (got {given[key]!r})")
-    return resolve_config(args, inherited, defaults={"adv": "pgd"})
+    return resolve_config(args)

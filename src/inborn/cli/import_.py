@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from inborn.cli.common import parse_options
 from inborn.errors import InbornError
-from inborn.values import parse_real
+from inborn.values import parse_options, parse_real
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

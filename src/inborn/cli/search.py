@@ -33,26 +33,7 @@ def search_config(args: argparse.Namespace) -> TrainConfig:
     if (config_values(args).get("ticket") or {}).get("keep_ratio") is None:
         raise InbornError("--keep is required: the fraction of weights to keep, e.g. --keep 0.05 "
                           "(or ticket.keep_ratio in --config)")
-    return resolve_config(args, imported_settings(config_values(args).get("from_run")), defaults={"adv": "pgd"})
-
-
-# Settings a robust trained ticket on an imported model takes from it: its network is the import's.
-_FROM_IMPORT = ("data", "data_dir", "arch", "eps", "val_fraction")
-
-
-def imported_settings(from_run: str | None) -> dict:
-    """The data and model of an imported run to search on (nothing for any other run)."""
-    if not from_run:
-        return {}
-    from inborn.store.run_dir import RunDir
-
-    run = RunDir(from_run)
-    if not run.file(RunDir.CONFIG).is_file():
-        return {}  # a missing run is reported where it is read, as for any from_run
-    doc = run.read_config()
-    if doc.get("kind") != "imported":
-        return {}
-    return {k: doc["config"][k] for k in _FROM_IMPORT if doc["config"].get(k) is not None}
+    return resolve_config(args)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """`inborn train`: natural or adversarial training of any zoo model into a run directory.
 
-The flags are TrainConfig's fields (inborn.cli.settings); the settings resolve as: defaults, the
-data set's recipe, settings inherited (a fine-tuned ticket's data and model), the command's own
-defaults (search and finetune train adversarially), the `--config` YAML, then the flags given.
+The flags are TrainConfig's fields (inborn.cli.settings). The settings resolve in the library
+(`inborn.train.resolve`): defaults, the data set's recipe, an inherited run, the `--config` YAML,
+then the flags given; this module only collects the last two.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.io import read_yaml_mapping
 from inborn.masks.config import SupermaskConfig
 from inborn.train.config import FinetuneConfig, TrainConfig
-from inborn.train.recipes import recipe_defaults
 
 # Mapping settings and the dataclass of their keys; flags of those keys land under "<setting>.<key>".
 NESTED = {"ticket": SupermaskConfig, "finetune": FinetuneConfig}
@@ -39,31 +38,33 @@ def add_training_arguments(p: argparse.ArgumentParser, *, skip: tuple[str, ...] 
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def config_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings the user wrote: the `--config` YAML, then the flags given over it (a mapping
-    setting, e.g. the ticket's, merged key by key)."""
-    values: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
-    for key, value in given_settings(args, TrainConfig).items():
-        values[key] = {**(values.get(key) or {}), **value} if isinstance(value, dict) else value
+def yaml_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The `--config` YAML's settings (none without one)."""
+    return read_yaml_mapping(args.config) if args.config else {}
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings whose flags were given (a nested setting's under its name, e.g. the ticket's)."""
+    values = given_settings(args, TrainConfig)
     for key, cls in NESTED.items():
         given = given_settings(args, cls, prefix=f"{key}.")
         if given:
-            values[key] = {**(values.get(key) or {}), **given}
+            values[key] = given
     return values
 
 
-def resolve_config(args: argparse.Namespace, inherited: dict[str, Any] | None = None,
-                   defaults: dict[str, Any] | None = None) -> TrainConfig:
-    """The run's TrainConfig (see the module's docstring for the order)."""
-    values = {**(defaults or {}), **(inherited or {}), **config_values(args)}
-    base = TrainConfig().to_dict()
-    data, adv = values.get("data", base["data"]), values.get("adv", base["adv"])
-    merged = {**base, **recipe_defaults(data, adv), **values}
-    if merged.get("ticket") is not None:  # stored resolved, every key written out
-        merged["ticket"] = SupermaskConfig.from_dict(merged["ticket"]).to_dict()
-    if merged.get("finetune") is not None:
-        merged["finetune"] = FinetuneConfig.from_dict(merged["finetune"]).to_dict()
-    return TrainConfig.from_dict(merged).validate()
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user wrote: the `--config` YAML, then the flags given over it."""
+    from inborn.train.resolve import given_values
+
+    return given_values(yaml_values(args), flag_values(args))
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's TrainConfig: the library's resolver over the YAML, then the flags."""
+    from inborn.train.resolve import resolve_config as resolve
+
+    return resolve(yaml_values(args), flag_values(args))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -81,7 +82,7 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     db = ResultsDB(args.db)
     db.check()  # a bad --db fails before the run directory exists
     if args.resume:
-        summary = train(None, args.out, resume=True, db=db, progress=not args.quiet)  # type: ignore[arg-type]
+        summary = train(None, args.out, resume=True, db=db, progress=not args.quiet)
     else:
         assert cfg is not None
         _check_names(cfg)

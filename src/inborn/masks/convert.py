@@ -8,6 +8,7 @@ model's own code changes, so every zoo model, DARTS networks included, gets tick
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +16,10 @@ import torch
 import torch.nn as nn
 
 from inborn.errors import InbornError
-from inborn.masks.config import SCOPES, SupermaskConfig
-from inborn.masks.init import INITS, initial_scores, random_weight
+from inborn.masks.config import SupermaskConfig, parse_nm
+from inborn.masks.init import initial_scores, random_weight
 from inborn.masks.layers import MaskedConv2d, MaskedLayer, MaskedLinear
-from inborn.masks.patterns import check_keep_ratio, check_pattern, parse_nm, top_k_mask
+from inborn.masks.patterns import top_k_mask
 
 
 def classification_heads(layers: list[tuple[str, nn.Module]]) -> set[str]:
@@ -34,22 +35,12 @@ def classification_heads(layers: list[tuple[str, nn.Module]]) -> set[str]:
     return heads | set(last_in_aux.values())
 
 
-def to_supermask(
-    model: nn.Module,
-    keep_ratio: float,
-    *,
-    pattern: str = "element",
-    init: str = "signed_constant",
-    scope: str = "layer",
-    dense_first: bool = False,
-    dense_last: bool = False,
-    scale_fan: bool = False,
-    weight_seed: int = 0,
-    score_seed: int = 0,
-    reinit_weights: bool = True,
-) -> nn.Module:
+def to_supermask(model: nn.Module, config: SupermaskConfig | float | None = None, *, reinit_weights: bool = True,
+                 **settings: Any) -> nn.Module:
     """Convert `model` in place and return it.
 
+    `config` is a SupermaskConfig, or a keep ratio, with (other) settings by keyword
+    (`to_supermask(model, 0.05, pattern="kernel")`, `to_supermask(model, keep_ratio=0.05)`):
     keep_ratio: the fraction of weights KEPT in every masked layer (global scope: in total).
     pattern: element, row, kernel, filter, or N:M such as "2:4" (keep_ratio must be N/M); with
              filter, a final Linear classifier is masked element-wise (its rows are classes).
@@ -57,32 +48,31 @@ def to_supermask(
           kaiming_uniform, xavier_normal); `reinit_weights=False` keeps the model's own weights
           (robust trained tickets).
     """
-    check_keep_ratio(keep_ratio)
-    check_pattern(pattern, keep_ratio)
-    if init not in INITS:
-        raise InbornError(f"unknown weight init {init!r}; known: {', '.join(INITS)}")
-    if scope not in SCOPES:
-        raise InbornError(f"unknown mask scope {scope!r}; known: {', '.join(SCOPES)}")
-    if scope == "global" and pattern != "element":
+    if not isinstance(config, SupermaskConfig):
+        config = SupermaskConfig.from_dict({**({} if config is None else {"keep_ratio": config}), **settings})
+    elif settings:
+        config = dataclasses.replace(config, **settings)
+    cfg = config.validate()
+    if cfg.scope == "global" and cfg.pattern != "element":  # checked where a model is built, as it was
         raise InbornError("global scope ranks single weights across layers: use pattern element")
-    cfg = SupermaskConfig(keep_ratio, pattern, init, scope, dense_first, dense_last, scale_fan, weight_seed, score_seed)
+    keep_ratio, pattern = cfg.keep_ratio, cfg.pattern
 
     layers = [(name, m) for name, m in model.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
     if not layers:
         raise InbornError("the model has no Conv2d or Linear layer to mask")
     dense = set()
-    if dense_first:
+    if cfg.dense_first:
         dense.add(layers[0][0])
-    if dense_last:
+    if cfg.dense_last:
         dense.add(layers[-1][0])
-    weight_gen = torch.Generator().manual_seed(weight_seed)
-    score_gen = torch.Generator().manual_seed(score_seed)
+    weight_gen = torch.Generator().manual_seed(cfg.weight_seed)
+    score_gen = torch.Generator().manual_seed(cfg.score_seed)
     nm = parse_nm(pattern)
     # A filter mask on a classifier would drop whole outputs: classes the network could never
     # predict. Classification heads are masked weight by weight (still keeping exactly keep_ratio).
     heads = classification_heads(layers)
     for name, layer in layers:
-        weight = (random_weight(layer.weight.shape, init, weight_gen, keep_ratio, scale_fan) if reinit_weights
+        weight = (random_weight(layer.weight.shape, cfg.init, weight_gen, keep_ratio, cfg.scale_fan) if reinit_weights
                   else layer.weight.detach().cpu().clone())
         if name in dense:
             new: nn.Module = _dense_copy(layer, weight)
@@ -98,7 +88,7 @@ def to_supermask(
         if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d) and module.affine:
             _set_module(model, name, _non_affine(module))
     model.supermask = cfg  # type: ignore[assignment]
-    if scope == "global":
+    if cfg.scope == "global":
         model.register_forward_pre_hook(_global_masks_before)
         model.register_forward_hook(_global_masks_after)
     return model

@@ -7,8 +7,8 @@ import math
 import torch
 
 from inborn.errors import InbornError
+from inborn.masks.config import INITS
 
-INITS = ("signed_constant", "kaiming_normal", "kaiming_uniform", "xavier_normal")
 _RELU_GAIN = math.sqrt(2.0)
 
 

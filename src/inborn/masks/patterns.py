@@ -9,40 +9,10 @@ deterministic.
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from inborn.errors import InbornError
-
-PATTERNS = ("element", "row", "kernel", "filter")
-_NM = re.compile(r"^(\d+):(\d+)$")
-
-
-def parse_nm(pattern: str) -> tuple[int, int] | None:
-    """(N, M) for an N:M pattern such as "2:4", else None."""
-    hit = _NM.match(pattern)
-    if not hit:
-        return None
-    n, m = int(hit.group(1)), int(hit.group(2))
-    if not 0 < n <= m:
-        raise InbornError(f"N:M pattern needs 0 < N <= M, got {pattern!r}")
-    return n, m
-
-
-def check_pattern(pattern: str, keep_ratio: float) -> None:
-    if pattern in PATTERNS:
-        return
-    nm = parse_nm(pattern)
-    if nm is None:
-        raise InbornError(f"unknown mask pattern {pattern!r}; known: {', '.join(PATTERNS)} or N:M such as 2:4")
-    if abs(keep_ratio - nm[0] / nm[1]) > 1e-9:
-        raise InbornError(f"pattern {pattern} keeps {nm[0]}/{nm[1]} of the weights; pass keep_ratio={nm[0] / nm[1]:g}")
-
-
-def check_keep_ratio(keep_ratio: float) -> None:
-    if not 0.0 < keep_ratio <= 1.0:
-        raise InbornError(f"keep ratio must be in (0, 1] (the fraction of weights KEPT), got {keep_ratio}")
+from inborn.masks.config import parse_nm
 
 
 def group_scores(scores: torch.Tensor, pattern: str) -> torch.Tensor:

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from inborn.masks import to_supermask
+from inborn.masks import SupermaskConfig, to_supermask
 from inborn.models import create_model
 from inborn.spec.imported import build_imported, is_imported
 
@@ -28,7 +28,8 @@ def build_model(spec: dict[str, Any], dense_weights: nn.Module | None = None) ->
     if dense_weights is not None:
         model.load_state_dict(dense_weights.state_dict())
     if "supermask" in spec:
-        to_supermask(model, **spec["supermask"], reinit_weights=spec.get("weights", "seed") == "seed")
+        ticket = SupermaskConfig.from_dict(spec["supermask"])
+        to_supermask(model, ticket, reinit_weights=spec.get("weights", "seed") == "seed")
     return model
 
 

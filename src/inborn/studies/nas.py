@@ -35,8 +35,7 @@ from inborn.sweep import Cell
 from inborn.sweep.cells import check_settings
 from inborn.sweep.grid import safe_name
 from inborn.tables import markdown_table, write_csv
-from inborn.train.config import TrainConfig
-from inborn.train.recipes import recipe_defaults
+from inborn.train.resolve import resolve_config
 
 HAND_CRAFTED, PUBLISHED_NAS, RANDOM_NAS, ENSEMBLE, TICKET = "hand-crafted", "NAS", "random NAS", "ensemble", "ticket"
 _RANGE = re.compile(r"^random:(\d+)-(\d+)$")
@@ -72,25 +71,25 @@ def eps_grid(cfg: NasStudyConfig, default_eps: float) -> list[float]:
 
 
 def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
-    """One training run per architecture (and one ticket search each, if asked)."""
-
+    """One training run per architecture (and one ticket search each, if asked). A cell holds the
+    study's settings only; its run resolves the rest (the data set's recipe) as any run does, so
+    `--train-opt` reaches every cell, ticket searches included."""
     cells = []
     for arch in expand_archs(cfg.archs):
         nas = arch_family(arch) != HAND_CRAFTED
         config: dict[str, Any] = {
-            **recipe_defaults(cfg.data, "none"), "data": cfg.data, "data_dir": cfg.data_dir, "arch": arch,
-            "epochs": cfg.epochs, "adv": "none", "seed": cfg.seed,
-            **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
+            "data": cfg.data, "data_dir": cfg.data_dir, "arch": arch, "epochs": cfg.epochs, "adv": "none",
+            "seed": cfg.seed, **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
             **cfg.train, **(cfg.nas_train if nas else {}),
         }
         cells.append(Cell(name=arch, kind="train", config=config, out=out / "runs" / safe_name(arch)))
         if cfg.tickets is not None:
-            search = {**config, **recipe_defaults(cfg.data, "pgd"), "adv": "pgd",
-                      "ticket": {"keep_ratio": cfg.tickets}, "aux_weight": 0.0, "drop_path": 0.0}
+            search = {**config, "adv": "pgd", "ticket": {"keep_ratio": cfg.tickets}, "aux_weight": 0.0,
+                      "drop_path": 0.0}
             cells.append(Cell(name=f"{arch} RST {cfg.tickets:g}", kind="search", config=search,
                               out=out / "runs" / safe_name(f"{arch}-rst{cfg.tickets:g}")))
     for cell in cells:  # a bad setting fails here, once, rather than in every worker
-        TrainConfig.from_dict({**TrainConfig().to_dict(), **cell.config}).validate()
+        resolve_config(cell.config)
     return cells
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
-from inborn.studies.presets import with_value
+from inborn.settings import with_dotted
 from inborn.studies.seeds import beyond_spread, fmt_spread, mean_std
 from inborn.studies.tickets import run_ticket_study
 from inborn.sweep.grid import safe_name
@@ -23,7 +23,7 @@ from inborn.tables import markdown_table, write_csv
 
 def width_preset(preset: dict[str, Any], width: Any) -> dict[str, Any]:
     """The ticket study at one width (dense PGD-AT is its baseline whatever the preset lists)."""
-    return {**preset, "base": with_value(preset["base"], preset.get("widen", "width"), width),
+    return {**preset, "base": with_dotted(preset["base"], preset.get("widen", "width"), width),
             "baselines": list(dict.fromkeys(["dense-at", *preset.get("baselines", [])])),
             "title": f"{preset.get('title', preset['study'])}: {preset.get('widen', 'width')} = {width}"}
 

@@ -14,9 +14,11 @@ import yaml
 
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
+from inborn.settings import parsed_mapping, with_dotted
 from inborn.studies.nas_config import NasStudyConfig
+from inborn.studies.seeds import study_seeds
 from inborn.sweep.cells import check_settings
-from inborn.values import parse_eps
+from inborn.train.config import TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
 RUNNERS = ("tickets", "family", "nas", "tour", "overparam")
@@ -63,23 +65,18 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
     resolved.update(copy.deepcopy(doc["scales"][scale]))
     resolved["scale"] = scale
     for key, value in (overrides or {}).items():
-        resolved = with_value(resolved, key, value)
+        resolved = with_dotted(resolved, key, value)
     if doc["runner"] == "nas":
         study = resolved.setdefault("settings", {})
         if data_dir is not None:
             study["data_dir"] = data_dir
-        for key in ("eps", "aa_eps"):
-            if study.get(key) is not None:
-                study[key] = [parse_eps(str(e)) for e in study[key]]
-
+        resolved["settings"] = study = parsed_mapping(NasStudyConfig, study)
         NasStudyConfig.from_dict(study)
         return resolved
     base = resolved.get("base")
     if not isinstance(base, dict) or not resolved.get("values"):
         raise InbornError(f"study {doc['study']!r} ({scale}) needs `base` settings and a list of `values`")
-    for key in ("eps", "adv_step_size"):
-        if isinstance(base.get(key), str):
-            base[key] = parse_eps(base[key])
+    resolved["base"] = base = parsed_mapping(TrainConfig, base)
     base["device"] = device
     if data_dir is not None:
         base["data_dir"] = data_dir
@@ -87,8 +84,6 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
         if doc["runner"] not in SEEDED_RUNNERS:
             raise InbornError(f"study {doc['study']!r}: seeds apply to the {' and '.join(SEEDED_RUNNERS)} runners, "
                               f"not {doc['runner']!r}")
-        from inborn.studies.seeds import study_seeds
-
         study_seeds(resolved)
     sizes = [None]
     if doc["runner"] == "overparam":
@@ -96,24 +91,11 @@ def resolve_preset(name: str, scale: str, *, data_dir: str | None = None, device
             raise InbornError(f"study {doc['study']!r} ({scale}) needs a list of `widths`")
         sizes = resolved["widths"]
     for size in sizes:
-        sized = base if size is None else with_value(base, resolved.get("widen", "width"), size)
+        sized = base if size is None else with_dotted(base, resolved.get("widen", "width"), size)
         for value in resolved["values"]:
-            config = with_value(sized, resolved["vary"], value)
+            config = with_dotted(sized, resolved["vary"], value)
             check_settings(config, f"{doc['study']} {resolved['vary']}={value}")
     return resolved
-
-
-def with_value(base: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """A copy of `base` with the dotted `key` (e.g. ticket.keep_ratio) set to `value`."""
-    config = copy.deepcopy(base)
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise InbornError(f"cannot set {key!r}: {part!r} is not a mapping")
-    node[leaf] = value
-    return config
 
 
 def print_config(name: str, scale: str | None = None) -> str:

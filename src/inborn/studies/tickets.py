@@ -23,8 +23,8 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.io import atomic_write
+from inborn.settings import with_dotted
 from inborn.store import RunDir
-from inborn.studies.presets import with_value
 from inborn.studies.seeds import fmt_spread, mean_std, ordering_sentence, seed_suffix, seeded, study_seeds
 from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
@@ -57,7 +57,7 @@ def baseline_names(preset: dict[str, Any]) -> list[str]:
 def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
     vary = preset["vary"]
     return [Cell(name=_named(f"RST {vary}={v}", s), kind="search",
-                 config=seeded(with_value(preset["base"], vary, v), s),
+                 config=seeded(with_dotted(preset["base"], vary, v), s),
                  out=runs / f"rst-{safe_name(v)}{seed_suffix(s)}", values={vary: v, "seed": s})
             for v in preset["values"] for s in study_seeds(preset)]
 

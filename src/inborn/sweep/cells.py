@@ -23,8 +23,11 @@ from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.models.registry import model_entry
 from inborn.store import ResultsDB, RunDir
+from inborn.store.guard import TRAIN_KINDS
+from inborn.store.run_dir import RunDir as _Run
 from inborn.sweep import grid as grid_mod
-from inborn.train.config import TrainConfig
+from inborn.train.config import TrainConfig, kind_of
+from inborn.train.resolve import resolve_config
 
 CELL_JSON = "cell.json"
 CELL_YAML = "cell.yaml"
@@ -38,8 +41,8 @@ START_MARK = "== start "
 
 @dataclass
 class Cell:
-    """A run of `inborn <kind>` with `config` (TrainConfig fields, partial: the CLI fills in the
-    rest from the data set's recipe) into the run directory `out`. `values` are the grid values
+    """A run of `inborn <kind>` with `config` (TrainConfig fields, partial: the resolver fills in
+    the rest, e.g. from the data set's recipe) into the run directory `out`. `values` are the grid values
     that name it; `extra_args` are appended to its command line."""
 
     name: str
@@ -59,9 +62,7 @@ class Cell:
 
 
 def infer_kind(config: dict[str, Any]) -> str:
-    if config.get("finetune") is not None:
-        return "finetune"
-    return "search" if config.get("ticket") is not None else "train"
+    return kind_of(config.get("ticket"), config.get("finetune"))
 
 
 def check_kind(kind: str, config: dict[str, Any], name: str) -> None:
@@ -93,8 +94,6 @@ def plan_cells(base_config: str | Path, specs: list[str], out: str | Path) -> li
         check_settings(config, name)
         finetune = config.get("finetune") or {}
         if cell_kind == "finetune" and isinstance(finetune.get("ticket"), str):
-            from inborn.store.run_dir import RunDir as _Run
-
             try:  # a sweep's tickets exist before it starts (a study's are made by its earlier cells)
                 if "supermask" not in _Run(finetune["ticket"]).read_config()["model"]:
                     raise InbornError(f"{finetune['ticket']!r} is not a ticket (made by inborn search)")
@@ -108,14 +107,13 @@ def check_settings(config: dict[str, Any], name: str) -> None:
     """Everything about a cell's settings that can be known before it runs: types, ranges, names
     (data set, model, mask pattern, weight init). Unknown names and bad values fail here, once,
     in the parent, before any worker starts or any directory is made."""
-    from inborn.train.loop import check_ticket_names
-
     try:
-        cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **config}).validate()
+        finetune = config.get("finetune")
+        ticket_made = not isinstance(finetune, dict) or _Run(str(finetune.get("ticket"))).file(_Run.CONFIG).is_file()
+        # A study's fine-tuning cells start from tickets its earlier cells make: those inherit later.
+        cfg = resolve_config(config) if ticket_made else TrainConfig.from_dict(config).validate()
         dataset_entry(cfg.data)
         model_entry(cfg.arch)
-        if cfg.ticket is not None:
-            check_ticket_names(cfg.ticket)
     except (TypeError, InbornError) as e:
         raise InbornError(f"cell {name!r}: {e}") from e
 
@@ -124,13 +122,26 @@ def check_settings(config: dict[str, Any], name: str) -> None:
 def check_cell(cell: Cell) -> None:
     """Refuse, before anything runs, a cell that `inborn <kind>` cannot take, or a directory made
     for another cell (e.g. the base config changed since)."""
-    if cell.kind not in grid_mod.KINDS:
-        raise InbornError(f"cell {cell.name!r}: kind must be one of {', '.join(grid_mod.KINDS)}, got {cell.kind!r}")
+    if cell.kind not in TRAIN_KINDS:
+        raise InbornError(f"cell {cell.name!r}: kind must be one of {', '.join(TRAIN_KINDS)}, got {cell.kind!r}")
     check_kind(cell.kind, cell.config, cell.name)
     path = cell.out / CELL_JSON
-    if path.exists() and json.loads(path.read_text()) != cell.spec():
+    if path.exists() and not _same_cell(json.loads(path.read_text()), cell.spec()):
         raise InbornError(f"{str(cell.out)!r} was made with other settings than this sweep's; "
                           f"use another --out (or remove that directory)")
+
+
+def _same_cell(stored: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """The same cell: the same spec, or the same kind and extra arguments and settings that resolve
+    to the same run (a cell written before the recipe moved into the resolver held its values)."""
+    if stored == spec:
+        return True
+    if stored.get("kind") != spec["kind"] or stored.get("extra_args") != spec["extra_args"]:
+        return False
+    try:
+        return resolve_config(stored.get("config") or {}) == resolve_config(spec["config"])
+    except InbornError:
+        return False
 
 
 def is_complete(cell: Cell, db: ResultsDB | str | Path | None = None) -> bool:

@@ -18,29 +18,13 @@ import yaml
 
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
-from inborn.masks.config import SupermaskConfig
-from inborn.train.config import FinetuneConfig, TrainConfig, setting_fields
+from inborn.settings import Setting, setting_at, setting_names, with_dotted
+from inborn.store.guard import TRAIN_KINDS
+from inborn.train.config import TrainConfig
 
-KINDS = ("train", "search", "finetune")
 ALIASES = {"keep": "ticket.keep_ratio"}
-# Sub-keys a dotted key may set, for the dict fields whose keys are known (model_kwargs is open):
-# the fields of the ticket's and the fine-tuning's settings dataclasses.
-SUBKEYS: dict[str, dict[str, str] | None] = {
-    "ticket": setting_fields(SupermaskConfig),
-    "finetune": setting_fields(FinetuneConfig),
-    "model_kwargs": None,
-}
 _SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 _FRACTION = re.compile(r"[-+]?\d+(\.\d+)?/\d+(\.\d+)?")
-_PY_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),),
-    "dict": (dict,), "list": (list,),
-}
-
-
-def config_fields() -> dict[str, str]:
-    """TrainConfig's fields and their annotations (strings, e.g. 'float | None')."""
-    return setting_fields(TrainConfig)
 
 
 def parse_value(text: str) -> Any:
@@ -80,52 +64,41 @@ def split_values(text: str) -> list[str]:
 def canonical_key(key: str) -> str:
     """The config path a grid key sets (`keep` -> `ticket.keep_ratio`), checked against TrainConfig."""
     key = ALIASES.get(key, key)
-    known = config_fields()
-    head, _, sub = key.partition(".")
-    if head not in known:
-        raise InbornError(f"unknown grid key {key!r}; keys are TrainConfig fields "
-                          f"(see docs/sweeps.md), dotted keys into {', '.join(SUBKEYS)}, or the alias 'keep'")
-    if sub:
-        if head not in SUBKEYS:
-            raise InbornError(f"grid key {key!r}: {head!r} is not a mapping, so it takes no '.'")
-        allowed = SUBKEYS[head]
-        if not sub or "." in sub or (allowed is not None and sub not in allowed):
-            hint = f"; known: {', '.join(allowed)}" if allowed else ""
-            raise InbornError(f"unknown grid key {key!r}{hint}")
+    _grid_setting(key)
     return key
 
 
-def _allowed_types(key: str) -> tuple[str, tuple[type, ...]]:
-    """The annotation of a config path and the Python types it takes (none: not checked)."""
-    head, _, sub = key.partition(".")
-    annotation = (SUBKEYS.get(head) or {}).get(sub, "") if sub else config_fields()[head]
-    allowed: tuple[type, ...] = ()
-    for part in (p.strip() for p in annotation.split("|")):
-        base = part.split("[")[0]
-        if base not in _PY_TYPES:
-            return annotation, ()  # a type this check does not know (Any): let the run decide
-        allowed += _PY_TYPES[base]
-    return annotation, allowed
+def _grid_setting(key: str) -> Setting | None:
+    """The setting a grid key names (None inside an open mapping such as model_kwargs)."""
+    try:
+        return setting_at(TrainConfig, key)
+    except InbornError as e:
+        if "is not a mapping" in str(e):
+            raise InbornError(f"grid key {key!r}: {key.partition('.')[0]!r} is not a mapping, so it takes no '.'") \
+                from None
+        raise InbornError(f"unknown grid key {key!r}; keys are TrainConfig fields (see docs/sweeps.md), dotted "
+                          "keys into ticket, finetune and model_kwargs, or the alias 'keep'") from None
 
 
 def typed_value(key: str, text: str) -> Any:
     """`text` typed for the config path `key`: a string field keeps the text as written, so that
     e.g. the pattern `2:4` is not read as YAML 1.1's sexagesimal 124."""
     value = parse_value(text)
-    allowed = _allowed_types(key)[1]
-    if str in allowed and int not in allowed and value is not None and not isinstance(value, str):
+    s = _grid_setting(key)
+    if s is not None and s.kind == "str" and value is not None and not isinstance(value, str):
         return text.strip()
     return value
 
 
 def check_type(key: str, value: Any) -> None:
-    """A value of the wrong type for its field is an error here, not in every run of the sweep."""
-    annotation, allowed = _allowed_types(key)
+    """A value of the wrong type for its setting is an error here, not in every run of the sweep."""
+    s = _grid_setting(key)
+    allowed = s.python_types if s is not None else ()
     if not allowed:
         return
     wrong_bool = isinstance(value, bool) and bool not in allowed
     if wrong_bool or not isinstance(value, allowed):
-        raise InbornError(f"grid key {key!r} takes {annotation}, got {value!r}")
+        raise InbornError(f"grid key {key!r} takes {s.kind}{' or null' if s.optional else ''}, got {value!r}")
 
 
 def parse_grid(specs: list[str]) -> dict[str, list[Any]]:
@@ -156,20 +129,12 @@ def load_base(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     path = Path(path)
     doc = read_yaml_mapping(path)
     kind = doc.pop("kind", None)
-    if kind is not None and kind not in KINDS:
-        raise InbornError(f"config file {str(path)!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    unknown = sorted(set(doc) - set(config_fields()))
+    if kind is not None and kind not in TRAIN_KINDS:
+        raise InbornError(f"config file {str(path)!r}: kind must be one of {', '.join(TRAIN_KINDS)}, got {kind!r}")
+    unknown = sorted(set(doc) - set(setting_names(TrainConfig)))
     if unknown:
         raise InbornError(f"config file {str(path)!r}: unknown keys {', '.join(map(str, unknown))}")
     return kind, doc
-
-
-def set_path(config: dict[str, Any], path: str, value: Any) -> None:
-    head, _, sub = path.partition(".")
-    if sub:
-        config[head] = {**(config.get(head) or {}), sub: value}
-    else:
-        config[head] = value
 
 
 def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -181,7 +146,7 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[tuple[dict[
         values = dict(zip(keys, combo, strict=True))
         config = copy.deepcopy(base)
         for key, value in values.items():
-            set_path(config, canonical_key(key), value)
+            config = with_dotted(config, canonical_key(key), value)
         cells.append((values, config))
     return cells
 

@@ -14,30 +14,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from inborn.errors import InbornError
 from inborn.masks import compute_masks, fix_masks, masked_layers
 from inborn.masks.init import random_weight
 from inborn.runs import load
 from inborn.spec import build_model, plain_spec
 from inborn.spec.export import export_plain
-from inborn.store import RunDir
 from inborn.train.config import FinetuneConfig
+from inborn.train.resolve import ticket_run_config
 
 
-def ticket_run_config(path: str) -> dict[str, Any]:
-    doc = RunDir(path).read_config()
-    if "supermask" not in doc["model"] or doc.get("kind") != "search":
-        what = f"a {doc.get('kind')} run" if doc.get("kind") else "no ticket"
-        raise InbornError(f"{path!r} is {what}, not a ticket (made by inborn search); fine-tune one of its tickets")
-    return doc
-
-
-def finetune_start(finetune: dict[str, Any], seed: int) -> tuple[nn.Module, dict[str, Any]]:
+def finetune_start(settings: FinetuneConfig, seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train and the spec it is saved under."""
-    settings = FinetuneConfig.from_dict(finetune).validate()
     weights, mask = settings.weights, settings.mask
-    spec = dict(ticket_run_config(finetune["ticket"])["model"])
-    model = load(finetune["ticket"])
+    spec = dict(ticket_run_config(settings.ticket)["model"])
+    model = load(settings.ticket)
     gen = torch.Generator().manual_seed(10_007 + seed)
     if mask == "random":
         for layer in masked_layers(model):

@@ -1,7 +1,10 @@
 """Natural and adversarial training of any zoo model, resumable at epoch boundaries.
 
-Read top to bottom: set up, (maybe) restore, then for each epoch train, validate, select,
-checkpoint. Every epoch reseeds from (seed, epoch), so `--resume` replays exactly.
+Read top to bottom: resolve the settings, set up, (maybe) restore, then for each epoch train,
+validate, select, checkpoint. Every epoch reseeds from (seed, epoch), so `--resume` replays
+exactly. What differs between modes lives beside the loop: the network to start from
+(`train/setup.py`, fine-tuning in `train/finetune.py`), selection and the final test
+(`train/selection.py`), the resumable state (`train/checkpoint.py`), smoke runs (`train/smoke.py`).
 
 Under torchrun (see docs/distributed.md) every rank draws the same global batches and trains on
 its slice of each, in DistributedDataParallel; rank 0 alone validates, tests and writes.
@@ -10,6 +13,7 @@ its slice of each, in DistributedDataParallel; rank 0 alone validates, tests and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -28,45 +32,24 @@ from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, cutout, load_data, random_crop_flip
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
-from inborn.evaluation.evaluate import evaluate
 from inborn.evaluation.results import evaluation_rows
-from inborn.masks import SupermaskConfig, mask_stats, reuse_masks, scores_frozen
-from inborn.masks.ticket import is_supermask
-from inborn.runs import load, save_model
-from inborn.runs.imported import imported_source
+from inborn.masks import reuse_masks, scores_frozen
+from inborn.runs import save_model
 from inborn.seeding import epoch_seed, seed_everything
-from inborn.spec import build_model
 from inborn.store import ResultsDB, RunDir
 from inborn.store.guard import TRAIN_KINDS, check_output
+from inborn.train.checkpoint import check_resumable, restore_training_state, training_state
 from inborn.train.config import TrainConfig
 from inborn.train.curves import write_curves
-from inborn.train.finetune import finetune_start
+from inborn.train.resolve import resolve_config
 from inborn.train.schedules import learning_rate
+from inborn.train.selection import NO_VALIDATION, finish, robust_on_test, validate
+from inborn.train.setup import initial_model
 from inborn.train.smoke import projection, smoke_setup
 
 
 class NonFiniteLoss(InbornError):
     """The loss became NaN or infinite: training stops, the last good checkpoint stays."""
-
-
-NO_VALIDATION = "no validation split: no selection is possible, so the last epoch is the one tested"
-
-
-def model_spec_for(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
-    """Everything needed to rebuild this network, stored with every checkpoint."""
-    info = splits.info
-    spec = {
-        "arch": cfg.arch, "num_classes": info.num_classes, "in_channels": info.in_channels,
-        "image_size": info.image_size, "width": cfg.width, "affine_bn": cfg.affine_bn,
-        "mean": list(info.mean), "std": list(info.std), "kwargs": dict(cfg.model_kwargs),
-    }
-    if cfg.aux_weight > 0:
-        spec["kwargs"]["auxiliary"] = True
-    if cfg.ticket is not None:
-        spec["supermask"] = SupermaskConfig(**cfg.ticket).to_dict()
-        # Random weights are redrawn from their seed; trained ones must be stored.
-        spec["weights"] = "stored" if cfg.from_run else "seed"
-    return spec
 
 
 def training_attack(cfg: TrainConfig, eps: float) -> Attack | None:
@@ -114,66 +97,52 @@ def schedule(cfg: TrainConfig, progress: float, eps: float) -> tuple[float, floa
 
 
 def train(
-    cfg: TrainConfig,
+    cfg: TrainConfig | None,
     out: str | Path,
     *,
     resume: bool = False,
     db: ResultsDB | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train a model as `cfg` says into the run directory `out`; returns the run's summary."""
+    """Train a model as `cfg` says into the run directory `out`; returns the run's summary.
+
+    `cfg` is resolved first (inborn.train.resolve: the data set's recipe fills what it leaves
+    None), so a Python call makes the run the command line makes; the caller's object is never
+    changed. With `resume=True` the run in `out` continues from its own config (`cfg` is None).
+    """
     run = RunDir(out)
     if resume:
-        doc = run.read_config()
-        if doc.get("kind") not in TRAIN_KINDS:
-            raise InbornError(f"{str(run.path)!r} holds a {doc.get('kind')} run, which --resume cannot continue")
-        try:
-            cfg = TrainConfig.from_dict(doc["config"])
-        except TypeError as e:
-            raise InbornError(f"{str(run.file(RunDir.CONFIG))!r} is not a training config: {e}") from e
-        cfg.validate()
+        cfg = _stored_config(run)
         check_output(run.path, cfg.kind)
     else:
-        cfg.validate()
+        if cfg is None:
+            raise InbornError("train needs a TrainConfig (or resume=True to continue the run in `out`)")
+        cfg = resolve_config(cfg)
         check_output(run.path, cfg.kind)  # new, empty, or a run of this kind: never a user's files
         if run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
             raise InbornError(f"{str(run.path)!r} already holds a run; resume it or choose another run directory")
-    if cfg.ticket is not None:  # the ticket's names too, before the run directory exists
-        check_ticket_names(cfg.ticket)
     # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
     lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     # The data first: a missing data set must fail before the run directory is created.
     splits = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if cfg.eps is None:  # the data set's usual ε, written into the run's config
+        cfg = dataclasses.replace(cfg, eps=splits.info.default_eps)
     if resume:
-        _check_resumable(run, cfg, splits)
+        check_resumable(run, lambda: initial_model(cfg, splits))
     with lock:
         return _train_recorded(run, cfg, splits, resume=resume, db=db or ResultsDB(), progress=progress)
 
 
-def _check_resumable(run: RunDir, cfg: TrainConfig, splits: DataSplits) -> None:
-    """A checkpoint to resume from must be inborn's and fit the run's model: checked from its
-    header before the lock is taken, so a foreign or mismatched one changes no file."""
-    found = run.checkpoint_shapes()
-    if found is None:
-        return
-    shapes, _ = found
-    model, spec = _initial_model(cfg, splits)
-    own = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
-    stored = {k: v for k, v in shapes.items() if k.startswith("model.")}
-    if own != stored:
-        bad = sorted(set(own) ^ set(stored)) or sorted(k for k in own if own[k] != stored[k])
-        raise InbornError(f"the checkpoint in {str(run.path)!r} does not fit the run's model ({spec.get('arch')}, "
-                          f"width {spec.get('width')}): e.g. {bad[0]}")
-
-
-def check_ticket_names(ticket: dict[str, Any]) -> None:
-    """A ticket's mask pattern and weight init are known names (a one-line error otherwise)."""
-    from inborn.masks.init import INITS
-    from inborn.masks.patterns import check_pattern
-
-    check_pattern(str(ticket.get("pattern", "element")), ticket["keep_ratio"])
-    if ticket.get("init", "signed_constant") not in INITS:
-        raise InbornError(f"unknown weight init {ticket['init']!r}; known: {', '.join(INITS)}")
+def _stored_config(run: RunDir) -> TrainConfig:
+    """The config of the training run in `run`, to resume it."""
+    doc = run.read_config()
+    if doc.get("kind") not in TRAIN_KINDS:
+        raise InbornError(f"{str(run.path)!r} holds a {doc.get('kind')} run, which --resume cannot continue")
+    try:
+        cfg = TrainConfig.from_dict(doc["config"])
+    except TypeError as e:
+        raise InbornError(f"{str(run.file(RunDir.CONFIG))!r} is not a training config: {e}") from e
+    return cfg.validate() if cfg.resolved else resolve_config(cfg)
 
 
 def _train_recorded(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
@@ -196,8 +165,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     device = distributed.init_from_env(resolve_device(cfg.device))
     main = distributed.is_main()
     progress = progress and main
-    eps = splits.info.default_eps if cfg.eps is None else cfg.eps
-    cfg.eps = eps
+    eps = cfg.eps
     smoke_full = None
     if cfg.smoke:  # a sliver of the data, timed (inborn.train.smoke)
         cfg, splits, smoke_full = smoke_setup(cfg, splits, device.type)
@@ -206,7 +174,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
     if len(splits.val) == 0 and main:
         warnings.warn(NO_VALIDATION, stacklevel=3)
     seed_everything(cfg.seed)
-    model, spec = _initial_model(cfg, splits)
+    model, spec = initial_model(cfg, splits)
     model = prepare_model(model, device)
     trainer = _trainer(cfg, model, eps)
     start_epoch, history, best = 0, [], {"epoch": -1, "score": float("-inf")}
@@ -231,7 +199,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             record.update(validate(model, splits, cfg, eps))
             eval_seconds += time.time() - t_val
             if cfg.test_every_epoch:
-                record["test_robust_acc"] = _test_robust(model, splits, cfg)
+                record["test_robust_acc"] = robust_on_test(model, splits, cfg)
             history.append(record)
             # Without a validation split nothing can be selected: the last epoch is kept.
             if record["select_on"] == "last_epoch" or record["select_score"] > best["score"]:
@@ -256,23 +224,6 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
         db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
         db.add_results(evaluation_rows(test_result, run.path, "test"))
     return distributed.broadcast_object(summary)  # the same summary on every rank
-
-
-def _initial_model(cfg: TrainConfig, splits: DataSplits) -> tuple[nn.Module, dict[str, Any]]:
-    """The network to train and the spec it is saved under: a ticket's structure when fine-tuning,
-    else the configured network (a supermask over random or, with from_run, trained weights)."""
-    if cfg.finetune is not None:
-        return finetune_start(cfg.finetune, cfg.seed)
-    spec = imported_ticket_spec(cfg) or model_spec_for(cfg, splits)
-    return build_model(spec, dense_weights=_trained_weights(cfg, spec)), spec
-
-
-def imported_ticket_spec(cfg: TrainConfig) -> dict[str, Any] | None:
-    """A robust trained ticket on an imported model: the import's network under the ticket's mask."""
-    source = imported_source(cfg.from_run) if cfg.from_run and cfg.ticket is not None else None
-    if source is None:
-        return None
-    return {**source, "supermask": SupermaskConfig(**cfg.ticket).to_dict(), "weights": "stored"}
 
 
 def _trainer(cfg: TrainConfig, model: nn.Module, eps: float) -> _Trainer:
@@ -405,100 +356,6 @@ def _aux_logits(model: nn.Module) -> torch.Tensor:
         if getattr(m, "aux_logits", None) is not None:
             return m.aux_logits
     raise InbornError("an auxiliary loss weight was given, but this model has no auxiliary head")
-
-
-def _trained_weights(cfg: TrainConfig, spec: dict[str, Any]) -> nn.Module | None:
-    """For a robust trained ticket: the trained run's model, which must be the same network."""
-    if not cfg.from_run:
-        return None
-    doc = RunDir(cfg.from_run).read_config()
-    if doc.get("kind") not in ("train", "imported") or "supermask" in doc["model"]:
-        raise InbornError(f"from_run {cfg.from_run!r} is a {doc.get('kind')} run; it must be a trained dense network")
-    source = doc["model"]
-    keys = ("arch", "num_classes", "in_channels", "image_size", "width", "kwargs")
-    if any(source.get(k) != spec.get(k) for k in keys):
-        raise InbornError(f"from_run {cfg.from_run!r} holds {source.get('arch')!r} (width {source.get('width')}), "
-                          f"not {spec['arch']!r} (width {spec.get('width')}) on this data: use the same architecture")
-    return load(cfg.from_run)
-
-
-def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float) -> dict[str, Any]:
-    """Validation figures and the score that selects the checkpoint (robust accuracy for
-    adversarial runs, clean accuracy for natural ones). The test split is not touched."""
-    if len(splits.val) == 0:
-        return {"select_on": "last_epoch", "select_score": 0.0}
-    if cfg.adv == "none":
-        with reuse_masks(model):
-            res = evaluate(model, splits.val, attacks=[], eps=[], identify=False)
-        return {"val_clean_acc": res["clean_acc"], "select_on": "val_clean_acc", "select_score": res["clean_acc"]}
-    with reuse_masks(model):
-        res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0,
-                       identify=False)
-    robust = res["results"][0]["robust_acc"]
-    return {"val_clean_acc": res["clean_acc"], "val_robust_acc": robust,
-            "select_on": f"val_pgd{cfg.select_attack_steps}_acc", "select_score": robust}
-
-
-def _test_robust(model: nn.Module, splits: DataSplits, cfg: TrainConfig) -> float:
-    with reuse_masks(model):
-        res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps, seed=0)
-    return res["results"][0]["robust_acc"]
-
-
-def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSplits, best: dict[str, Any],
-           history: list[dict[str, Any]], device: torch.device, progress: bool,
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Test the selected checkpoint once (PGD at the run's ε), write the summary; return it
-    and the test evaluation."""
-    from inborn.runs import load
-
-    model = load(run.path, device=device)
-    res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
-                   seed=0, progress=progress, journal=run.file("test.journal.json"))
-    row = res["results"][0]
-    summary = {
-        "kind": cfg.kind, "arch": cfg.arch, "data": cfg.data, "adv": cfg.adv, "eps": cfg.eps,
-        "epochs": cfg.epochs, "best_epoch": best["epoch"], "selected_on": history[-1]["select_on"],
-        "test": {"n": res["n"], "clean_acc": res["clean_acc"], "attack": f"pgd-{cfg.test_attack_steps}",
-                 "robust_acc": row["robust_acc"], "hrs": row["hrs"]},
-        "train_seconds": sum(h["seconds"] for h in history),
-    }
-    if cfg.test_every_epoch:
-        top = max(history, key=lambda h: h["test_robust_acc"])
-        summary["reference_protocol"] = {
-            "note": "best epoch chosen on TEST robust accuracy, as the RST reference did: optimistic",
-            "epoch": top["epoch"], "robust_acc": top["test_robust_acc"],
-        }
-    if is_supermask(model):
-        stats = mask_stats(model)
-        summary["ticket"] = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"]}
-    if cfg.finetune is not None:
-        summary["finetune"] = dict(cfg.finetune)
-    if summary["selected_on"] == "last_epoch":
-        summary["warning"] = NO_VALIDATION
-    run.write_summary(summary)
-    return summary, res
-
-
-def training_state(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Weights and buffers plus SGD momentum, keyed by parameter name (safetensors, no pickle)."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            buf = opt.state.get(p, {}).get("momentum_buffer")
-            if buf is not None:
-                tensors[f"momentum.{names[id(p)]}"] = buf
-    return tensors
-
-
-def restore_training_state(model: nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    device = next(model.parameters()).device
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    params = dict(model.named_parameters())
-    for key, buf in tensors.items():
-        if key.startswith("momentum."):
-            opt.state[params[key[9:]]]["momentum_buffer"] = buf.to(device)
 
 
 def _curves_title(cfg: TrainConfig, run: RunDir) -> str:
