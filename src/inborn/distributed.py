@@ -11,6 +11,7 @@ import atexit
 import gc
 import os
 import sys
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -124,9 +125,7 @@ def _global_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> 
 
 def _differentiable_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The sum over ranks, whose backward sums the ranks' gradients in turn."""
-    import warnings
-
-    from torch.distributed.nn.functional import all_reduce
+    from torch.distributed.nn.functional import all_reduce  # not on every build of torch
 
     # Deprecated in favour of _functional_collectives, which is private and has no gloo autograd.
     with warnings.catch_warnings():

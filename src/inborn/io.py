@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from inborn.errors import InbornError
 
 
@@ -98,8 +100,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A YAML file that must hold a mapping; every problem is a one-line InbornError."""
-    import yaml
-
 
     path = Path(path)
     if not path.is_file():

@@ -163,7 +163,7 @@ class ResultsDB:
         check_creatable(path)
 
     def add_results(self, rows: list[dict[str, Any]]) -> None:
-        """Rows as `analysis.results.result_row` builds them; a row with the identity of one
+        """Rows as `evaluation.results.result_row` builds them; a row with the identity of one
         already stored (every setting equal) replaces it."""
         now = time.time()
         values = []

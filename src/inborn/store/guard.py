@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
+from safetensors import safe_open
 
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json
@@ -28,8 +29,6 @@ NAME_MAX = 255  # bytes in one path component on every common file system
 # Files a directory may hold before inborn has written its config: the lock of a run that failed
 # early, and what a sweep writes into a cell before the cell's run starts.
 _PRE_RUN = {".lock", "cell.json", "cell.yaml", "cell.log", "cell.db", "cell.db-wal", "cell.db-shm"}
-# The kinds of run `inborn train` makes, any of which `--resume` continues.
-TRAIN_KINDS = ("train", "search", "finetune")
 
 
 def _q(path: Path) -> str:
@@ -162,8 +161,6 @@ def check_output_file(path: str | Path, *, what: str = "--out", export_key: str 
 
 def _is_export(path: Path, key: str) -> bool:
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             return key in (f.metadata() or {})
     except Exception:  # not a safetensors file at all

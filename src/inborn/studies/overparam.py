@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.io import atomic_write, atomic_write_text
 from inborn.settings import with_dotted
 from inborn.studies.seeds import beyond_spread, fmt_spread, mean_std
 from inborn.studies.tickets import run_ticket_study
@@ -29,8 +30,6 @@ def width_preset(preset: dict[str, Any], width: Any) -> dict[str, Any]:
 
 
 def run_overparam_study(preset: dict[str, Any], out: Path, *, run: Any) -> dict[str, Any]:
-    from inborn.io import atomic_write_text
-
     widths = preset.get("widths")
     if not widths:
         raise InbornError(f"study {preset['study']!r} needs a list of `widths`")
@@ -116,8 +115,6 @@ def plot_overparam(rows: list[dict[str, Any]], widen: str, path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-
-    from inborn.io import atomic_write
 
     ratios = [r["ratio"] for r in rows]
     errs = [r["ratio std"] for r in rows]

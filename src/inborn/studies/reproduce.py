@@ -15,6 +15,7 @@ from inborn.studies.execute import run_or_fail
 from inborn.studies.family import run_family_study
 from inborn.studies.nas import run_nas_study
 from inborn.studies.nas_config import NasStudyConfig
+from inborn.studies.overparam import run_overparam_study
 from inborn.studies.presets import resolve_preset
 from inborn.studies.tickets import run_ticket_study
 from inborn.studies.tour import run_tour
@@ -68,8 +69,6 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     if preset["runner"] == "tickets":
         result = run_ticket_study(preset, out, run=run)
     elif preset["runner"] == "overparam":
-        from inborn.studies.overparam import run_overparam_study
-
         result = run_overparam_study(preset, out, run=run)
     elif preset["runner"] == "tour":
         result = run_tour(preset, out, run=run, device=device, progress=progress)

@@ -11,7 +11,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import torch.nn as nn
+
 from inborn.errors import InbornError
+from inborn.spec.build import build_model
+from inborn.store import RunDir
 
 # How a network's size is scaled: the width multiplier, or DARTS networks' initial channels.
 WIDTH = "width"
@@ -24,10 +28,6 @@ def plain_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def weight_count(spec: dict[str, Any]) -> int:
     """Conv and linear weights of the dense network of `spec`."""
-    import torch.nn as nn
-
-    from inborn.spec.build import build_model
-
     model = build_model(plain_spec(spec))
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear))
 
@@ -35,8 +35,6 @@ def weight_count(spec: dict[str, Any]) -> int:
 def run_nonzero(run: str | Path) -> int:
     """Non-zero conv and linear weights of a finished run (a ticket's kept weights plus any layer
     it left dense; a dense run's every weight)."""
-    from inborn.store import RunDir
-
     rd = RunDir(run)
     total = weight_count(rd.read_config()["model"])
     ticket = rd.read_summary().get("ticket")

@@ -26,6 +26,7 @@ from inborn.io import atomic_write
 from inborn.settings import with_dotted
 from inborn.store import RunDir
 from inborn.studies.seeds import fmt_spread, mean_std, ordering_sentence, seed_suffix, seeded, study_seeds
+from inborn.studies.sizes import config_with_size, run_nonzero, size_matched
 from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
 from inborn.tables import markdown_table, write_csv
@@ -88,7 +89,6 @@ def matched_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> tup
     """Size-matched dense and random-mask baselines of finished tickets. Tickets with the same
     structure (keep ratio, pattern, scope; e.g. an inits study's) share one cell per seed. Returns
     the cells and (ticket cell, baseline cell) pairs. Both are PGD-AT whatever searched the ticket."""
-    from inborn.studies.sizes import config_with_size, run_nonzero, size_matched
     names = baseline_names(preset)
     cells: dict[Path, Any] = {}
     per_ticket: list[tuple[Any, Any]] = []  # (ticket cell, baseline cell)
@@ -126,8 +126,6 @@ class Measured:
 
 
 def measured(run: Path) -> Measured:
-    from inborn.studies.sizes import run_nonzero
-
     rd = RunDir(run)
     summary = rd.read_summary()
     if "test" not in summary:
@@ -135,11 +133,6 @@ def measured(run: Path) -> Measured:
     selected = [m for m in rd.read_metrics() if m.get("epoch") == summary.get("best_epoch")]
     val = selected[0].get("val_robust_acc") if selected else None
     return Measured(summary["test"]["clean_acc"], summary["test"]["robust_acc"], val, run_nonzero(run))
-
-
-def test_figures(run: Path) -> tuple[float, float]:
-    m = measured(run)
-    return m.clean, m.robust
 
 
 @dataclass

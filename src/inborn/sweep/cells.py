@@ -23,10 +23,9 @@ from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.models.registry import model_entry
 from inborn.store import ResultsDB, RunDir
-from inborn.store.guard import TRAIN_KINDS
 from inborn.store.run_dir import RunDir as _Run
 from inborn.sweep import grid as grid_mod
-from inborn.train.config import TrainConfig, kind_of
+from inborn.train.config import TRAIN_KINDS, TrainConfig, kind_of
 from inborn.train.resolve import resolve_config
 
 CELL_JSON = "cell.json"

@@ -7,6 +7,7 @@ reported and the others go on.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from inborn.errors import InbornError
@@ -58,8 +60,6 @@ def default_parallel(gpus_per_run: float = 0) -> int:
 
 def gpu_slots(gpus_per_run: float) -> list[list[int]]:
     """The GPU index groups the local executor hands out, one per concurrent run."""
-    import torch
-
     n = torch.cuda.device_count()
     if n == 0:
         raise InbornError("--gpus-per-run was given but no GPU is visible here")
@@ -135,8 +135,6 @@ def _die_with_parent() -> Any:
     no orphan keeps writing a run that a resumed sweep starts again. Linux only."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
-
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
     parent = os.getpid()
 

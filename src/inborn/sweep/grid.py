@@ -19,8 +19,7 @@ import yaml
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
 from inborn.settings import Setting, setting_at, setting_names, with_dotted
-from inborn.store.guard import TRAIN_KINDS
-from inborn.train.config import TrainConfig
+from inborn.train.config import TRAIN_KINDS, TrainConfig
 
 ALIASES = {"keep": "ticket.keep_ratio"}
 _SCI = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -14,9 +14,11 @@ from typing import Any
 from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig
 from inborn.settings import check_keys, check_values, from_mapping, setting, settings_of
-from inborn.store.guard import TRAIN_KINDS
 from inborn.train.schedules import SCHEDULES
 
+# The kinds of run the training loop makes (`inborn train`, `search`, `finetune`), any of which
+# `--resume` continues and a sweep cell may be.
+TRAIN_KINDS = ("train", "search", "finetune")
 ADV_METHODS = ("none", "pgd", "fgsm", "fgsm-rs", "free")
 ADV_MODES = ("train", "eval")
 WEIGHT_MODES = ("inherit", "reinit", "dense")
@@ -168,7 +170,7 @@ class TrainConfig:
 
 
 def kind_of(ticket: Any, finetune: Any) -> str:
-    """The kind of run (one of store.guard.TRAIN_KINDS) that these ticket and fine-tuning settings make."""
+    """The kind of run (one of TRAIN_KINDS) that these ticket and fine-tuning settings make."""
     kind = "finetune" if finetune is not None else "search" if ticket is not None else "train"
     assert kind in TRAIN_KINDS
     return kind

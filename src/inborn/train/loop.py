@@ -37,9 +37,9 @@ from inborn.masks import reuse_masks, scores_frozen
 from inborn.runs import save_model
 from inborn.seeding import epoch_seed, seed_everything
 from inborn.store import ResultsDB, RunDir
-from inborn.store.guard import TRAIN_KINDS, check_output
+from inborn.store.guard import check_output
 from inborn.train.checkpoint import check_resumable, restore_training_state, training_state
-from inborn.train.config import TrainConfig
+from inborn.train.config import TRAIN_KINDS, TrainConfig
 from inborn.train.curves import write_curves
 from inborn.train.resolve import resolve_config
 from inborn.train.schedules import learning_rate
