@@ -46,10 +46,6 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     # Check what the user typed, the members and the data before anything is written.
     if args.attack not in ATTACKS:
         raise InbornError(f"unknown attack {args.attack!r}; known: {', '.join(ATTACKS)}")
-    if args.steps < 1:
-        raise InbornError(f"--steps must be >= 1, got {args.steps}")
-    if args.n < 1:
-        raise InbornError(f"--n must be >= 1, got {args.n}")
     eps = parse_eps(args.eps) if args.eps else None
     ResultsDB(args.db).check()
     device = resolve_device(args.device)

@@ -57,8 +57,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name in attacks:
         if name not in ATTACKS:
             raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    if args.steps < 1:
-        raise InbornError(f"--steps must be >= 1, got {args.steps}")
     eps_list = parse_eps_list(args.eps) if args.eps else None
     step_size = parse_eps(args.step_size) if args.step_size else None
     run = RunDir(args.run_dir)

@@ -98,10 +98,6 @@ def _family_and_data(args: argparse.Namespace):
     from inborn.runs import load_family
     from inborn.store import RunDir
 
-    if args.steps < 1:
-        raise InbornError(f"--steps must be >= 1, got {args.steps}")
-    if args.n < 1:
-        raise InbornError(f"--n must be >= 1, got {args.n}")
     doc = RunDir(args.family).read_config()
     device = resolve_device(args.device)
     family = load_family(args.family, device)

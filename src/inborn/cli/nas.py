@@ -10,7 +10,6 @@ from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
 from inborn.studies.nas_config import NasStudyConfig
-from inborn.values import parse_eps
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,16 +37,8 @@ def study_config(args: argparse.Namespace) -> NasStudyConfig:
     from inborn.attacks import ATTACKS
 
     values: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
-    for key in ("eps", "aa_eps"):  # ε in a YAML file may be written as 8/255
-        if values.get(key) is not None:
-            values[key] = [parse_eps(str(e)) for e in values[key]]
+    # Types, bounds and ε written as 8/255 are the settings' own (NasStudyConfig.from_dict).
     cfg = NasStudyConfig.from_dict({**values, **given_settings(args, NasStudyConfig)})
-    if cfg.epochs < 1:
-        raise InbornError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if cfg.n < 1 or cfg.aa_n < 1:
-        raise InbornError("--n and --aa-n must be >= 1")
-    if cfg.tickets is not None and not 0 < cfg.tickets <= 1:
-        raise InbornError(f"keep ratio must be in (0, 1], got {cfg.tickets}")
     if unknown := [a for a in cfg.attacks if a not in ATTACKS]:
         raise InbornError(f"unknown attack {unknown[0]!r}; run `inborn attacks` to list them")
     return cfg

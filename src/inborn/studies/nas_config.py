@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from inborn.settings import check_keys, check_values, setting
+from inborn.settings import check_keys, check_values, from_mapping, setting
 
 
 @dataclass
@@ -52,8 +52,10 @@ class NasStudyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NasStudyConfig:
+        """From a mapping (YAML, a preset, the flags): ε written as `8/255` parsed, every value checked
+        against its type and bounds."""
         check_keys(cls, d, "nas study")
-        cfg = cls(**d)
+        cfg = from_mapping(cls, d, "nas study")
         check_values(cfg)
         return cfg
 
