@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from inborn.cli.common import count_arg, int_arg, parse_ratio_list, parse_real_list, throwaway
@@ -49,43 +50,37 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_family(args: argparse.Namespace) -> int:
-    from inborn.cli.search import search_config
-    from inborn.cli.train import run_training
+    from inborn.cli.train import flag_values, yaml_values
     from inborn.runs import build_family
-    from inborn.store import ResultsDB, RunDir
+    from inborn.store import ResultsDB
     from inborn.store.guard import check_output
+    from inborn.train.family import family_configs, search_family
+    from inborn.train.smoke import smoke_lines
 
     out = Path(args.out)
-    # Everything checked before the first ticket is searched: the keep ratios, the output (new,
-    # empty, or this family: never another run, e.g. one of its member tickets), the database.
-    keeps = parse_ratio_list(args.keep) if args.keep and not args.from_tickets else []
-    ResultsDB(args.db).check()
-    if getattr(args, "smoke", False):  # every ticket's search smoked, the family built, in a throwaway directory
-        if args.from_tickets:
-            raise InbornError("--smoke searches the tickets: give --keep, not --from-tickets")
-        out = throwaway("family")[0]  # its tickets' database goes beside it (cli.train._smoke)
-        args = argparse.Namespace(**{**vars(args), "out": str(out), "throwaway": True})
-        print(f"smoke: a throwaway family in {out}, not in --out")
-    check_output(out, "family", allow=("tickets",))
+    # Everything checked before the first ticket is searched: the keep ratios and every member's
+    # settings, the output (new, empty, or this family), the database.
+    db = ResultsDB(args.db)
+    db.check()
     if args.from_tickets:
-        members = parse_names(args.from_tickets)
+        if getattr(args, "smoke", False):
+            raise InbornError("--smoke searches the tickets: give --keep, not --from-tickets")
+        check_output(out, "family", allow=("tickets",))
+        family = build_family(parse_names(args.from_tickets), out)
     else:
         if not args.keep:
             raise InbornError("--keep is required: comma-separated keep ratios, e.g. --keep 0.05,0.1,0.2,0.4")
-        search_config(argparse.Namespace(**{**vars(args), "ticket.keep_ratio": keeps[0], "resume": False}))
-        members = []
-        for keep in keeps:
-            member = out / "tickets" / f"keep-{keep:g}"
-            members.append(str(member))
-            run = RunDir(member)
-            if run.read_summary():
-                print(f"ticket keep={keep:g}: complete, reused")
-                continue
-            print(f"ticket keep={keep:g}: searching into {member}")
-            sub = argparse.Namespace(**{**vars(args), "ticket.keep_ratio": keep, "out": str(member),
-                                        "resume": run.file(RunDir.CHECKPOINT).exists()})
-            run_training(sub, None if sub.resume else search_config(sub))
-    family = build_family(members, out)
+        settings = [yaml_values(args), flag_values(args)]
+        configs = family_configs(settings, parse_ratio_list(args.keep))
+        if configs[0].smoke:  # every ticket's search smoked, the family built, in a throwaway directory
+            out, smoke_db = throwaway("family")
+            db = ResultsDB(smoke_db)
+            print(f"smoke: a throwaway family in {out}, not in --out")
+        family = search_family(settings, [c.ticket.keep_ratio for c in configs], out, db=db,
+                               progress=not args.quiet, log=print)
+        for member in (out / "tickets").iterdir() if configs[0].smoke else ():
+            for line in smoke_lines(json.loads((member / "summary.json").read_text())["smoke"]):
+                print(f"{member.name}: {line}")
     print(f"family of {len(family)} tickets over one weight tensor: keep ratios "
           f"{', '.join(f'{k:g}' for k in family.keep_ratios)} -> {out}")
     return 0

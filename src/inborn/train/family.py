@@ -1,0 +1,61 @@
+"""A ticket family searched in one call: one ticket per keep ratio over ONE random weight tensor
+(every member shares the settings, so the weight seed and network), each a search run in
+`out/tickets/keep-K`, gathered into a family in `out`. `inborn family` is this function; a
+finished member is reused and an interrupted one resumed, so a re-run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from inborn.errors import InbornError
+from inborn.masks.family import TicketFamily
+from inborn.runs import build_family
+from inborn.store import ResultsDB, RunDir
+from inborn.store.guard import check_output
+from inborn.train.config import TrainConfig
+from inborn.train.loop import train
+from inborn.train.resolve import Layer, resolve_config
+from inborn.values import parse_ratio
+
+
+def member_dir(out: str | Path, keep_ratio: float) -> Path:
+    """Where the family in `out` keeps its ticket at `keep_ratio`."""
+    return Path(out) / "tickets" / f"keep-{keep_ratio:g}"
+
+
+def family_configs(settings: Layer | Sequence[Layer], keep_ratios: Sequence[float | str]) -> list[TrainConfig]:
+    """Every member's resolved settings: `settings` (one layer or several, as `resolve_config`
+    takes them) with the ticket's keep ratio set, each ratio in (0, 1] and given once."""
+    keeps = [parse_ratio(k) for k in keep_ratios]
+    if not keeps:
+        raise InbornError("a family needs at least one keep ratio")
+    if len(set(keeps)) != len(keeps):
+        raise InbornError(f"keep ratios must differ, got {', '.join(f'{k:g}' for k in keeps)}")
+    layers = list(settings) if isinstance(settings, list | tuple) else [settings]
+    return [resolve_config(*layers, {"ticket": {"keep_ratio": k}}) for k in keeps]
+
+
+def search_family(settings: Layer | Sequence[Layer], keep_ratios: Sequence[float | str], out: str | Path, *,
+                  db: ResultsDB | None = None, progress: bool = True,
+                  log: Callable[[str], Any] | None = None) -> TicketFamily:
+    """Search one ticket per keep ratio with `settings` into `out/tickets/`, then build the family in
+    `out`. Every member's settings and the output are checked before the first search starts."""
+    configs = family_configs(settings, keep_ratios)
+    check_output(out, "family", allow=("tickets",))  # never another run, e.g. one of its member tickets
+    say = log or (lambda line: None)
+    members = []
+    for cfg in configs:
+        keep = cfg.ticket.keep_ratio
+        member = member_dir(out, keep)
+        members.append(member)
+        run = RunDir(member)
+        if run.read_summary():
+            say(f"ticket keep={keep:g}: complete, reused")
+            continue
+        say(f"ticket keep={keep:g}: searching into {member}")
+        resume = run.file(RunDir.CHECKPOINT).exists()
+        train(None if resume else cfg, member, resume=resume, db=db, progress=progress)
+    return build_family(members, out)
