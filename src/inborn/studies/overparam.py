@@ -17,7 +17,7 @@ from inborn.errors import InbornError
 from inborn.io import atomic_write, atomic_write_text
 from inborn.settings import with_dotted
 from inborn.studies.seeds import beyond_spread, fmt_spread, mean_std
-from inborn.studies.tickets import run_ticket_study
+from inborn.studies.tickets import TicketStudy, run_ticket_study
 from inborn.sweep.grid import safe_name
 from inborn.tables import markdown_table, write_csv
 
@@ -38,7 +38,7 @@ def run_overparam_study(preset: dict[str, Any], out: Path, *, run: Any) -> dict[
     for width in widths:
         part = out / f"{widen.rsplit('.', 1)[-1]}-{safe_name(width)}"
         result = run_ticket_study(width_preset(preset, width), part, run=run)
-        atomic_write_text(part / "report.md", result["report"])
+        atomic_write_text(part / "report.md", result.report)
         rows.append(_row(widen, width, result))
     columns = [widen, "weights", "best keep (val)", "ticket robust", "dense robust", "ratio", "ratio std",
                "seeds", "best keep (test, optimistic)", "ratio (test-selected, optimistic)"]
@@ -54,17 +54,17 @@ def run_overparam_study(preset: dict[str, Any], out: Path, *, run: Any) -> dict[
     return {"rows": rows, "report": report, "main_table": main_table}
 
 
-def _row(widen: str, width: Any, result: dict[str, Any]) -> dict[str, Any]:
-    sel = result["selection"]
+def _row(widen: str, width: Any, result: TicketStudy) -> dict[str, Any]:
+    sel = result.selection
     # Runs are in seed order in both series, so the per-seed ratios pair each seed's ticket with
     # the same seed's dense network.
-    tickets = result["table"][sel["value"]]["RST"].values("robust")
-    denses = result["dense"].values("robust")
+    tickets = result.table[sel.value]["RST"].values("robust")
+    denses = result.dense.values("robust")
     ratios = [t / d for t, d in zip(tickets, denses, strict=True) if d > 0]
-    return {widen: width, "weights": round(result["dense"].mean("nonzero")), "best keep (val)": sel["value"],
-            "ticket robust": sel["robust"], "dense robust": sel["dense"], "ratio": sel["ratio"],
+    return {widen: width, "weights": round(result.dense.mean("nonzero")), "best keep (val)": sel.value,
+            "ticket robust": sel.robust, "dense robust": sel.dense, "ratio": sel.ratio,
             "ratio std": mean_std(ratios)[1], "seeds": len(tickets),
-            "best keep (test, optimistic)": sel["test_value"], "ratio (test-selected, optimistic)": sel["test_ratio"],
+            "best keep (test, optimistic)": sel.test_value, "ratio (test-selected, optimistic)": sel.test_ratio,
             "_ticket": tickets, "_dense": denses, "_ratios": ratios}
 
 

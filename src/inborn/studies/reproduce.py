@@ -67,7 +67,8 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
                                db=db)
         return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}
     if preset["runner"] == "tickets":
-        result = run_ticket_study(preset, out, run=run)
+        study = run_ticket_study(preset, out, run=run)
+        result = {"report": study.report, "main_table": study.main_table, "rows": study.rows}
     elif preset["runner"] == "overparam":
         result = run_overparam_study(preset, out, run=run)
     elif preset["runner"] == "tour":

@@ -161,7 +161,7 @@ def _columns(name: str, series: Series) -> dict[str, Any]:
     return row
 
 
-def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path | None = None) -> dict[str, Any]:
+def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path | None = None) -> TicketStudy:
     """Run the cells through `run` (the sweep machinery) into `runs` (default out/runs) and write
     the tables and figure into `out`; returns the report text, its main table and rows."""
     runs = runs or out / "runs"
@@ -204,8 +204,7 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path 
     main_rows, main_columns = _display(table, vary, paper)
     main_table = markdown_table(main_rows, main_columns)
     report = _report(preset, table, dense, main_table)
-    return {"rows": rows, "baselines": base_rows, "report": report, "main_table": main_table,
-            "selection": select_best(table, dense), "table": table, "dense": dense}
+    return TicketStudy(rows, base_rows, report, main_table, select_best(table, dense), table, dense)
 
 
 def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, Any]) -> tuple[list[dict], list[str]]:
@@ -224,20 +223,47 @@ def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, An
     return rows, list(dict.fromkeys(k for r in rows for k in r))
 
 
-def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> dict[str, Any]:
-    """The best ticket chosen on validation robust accuracy (mean over seeds), its test figure and
-    ratio to dense PGD-AT; the test-chosen one beside it, for the record only."""
+@dataclass(frozen=True)
+class Selection:
+    """The best ticket chosen on validation robust accuracy (mean over seeds): its value of the
+    varied setting, validation and test robust accuracy, and its ratio to dense PGD-AT; the one
+    chosen on test beside it, for the record only (optimistic)."""
+
+    value: Any
+    val: float
+    robust: float
+    test_value: Any
+    test_robust: float
+    dense: float | None
+    ratio: float | None = None
+    test_ratio: float | None = None
+
+
+@dataclass
+class TicketStudy:
+    """A ticket study's results: the table's rows (and the dense baseline's), the report and its main
+    table, the selection, and the measured series per value and model."""
+
+    rows: list[dict[str, Any]]
+    baselines: list[dict[str, Any]]
+    report: str
+    main_table: str
+    selection: Selection
+    table: dict[Any, dict[str, Series]]
+    dense: Series
+
+
+def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> Selection:
+    """The best ticket chosen on validation robust accuracy (see Selection)."""
     rst = {v: s["RST"] for v, s in table.items()}
     if any(s.mean("val") is None for s in rst.values()):
         raise InbornError("a ticket run has no validation robust accuracy to select on (validation split empty?)")
     by_val = max(rst, key=lambda v: rst[v].mean("val"))
     by_test = max(rst, key=lambda v: rst[v].mean("robust"))
     d = dense.mean("robust") if dense.runs else None
-    out = {"value": by_val, "val": rst[by_val].mean("val"), "robust": rst[by_val].mean("robust"),
-           "test_value": by_test, "test_robust": rst[by_test].mean("robust"), "dense": d}
-    if d:
-        out["ratio"], out["test_ratio"] = out["robust"] / d, out["test_robust"] / d
-    return out
+    robust, test_robust = rst[by_val].mean("robust"), rst[by_test].mean("robust")
+    return Selection(by_val, rst[by_val].mean("val"), robust, by_test, test_robust, d,
+                     robust / d if d else None, test_robust / d if d else None)
 
 
 def _report(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series, main_table: str) -> str:
@@ -282,15 +308,15 @@ def _report(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: 
 
 def _selection_lines(table: dict[Any, dict[str, Series]], dense: Series, vary: str) -> list[str]:
     sel = select_best(table, dense)
-    test = fmt_spread(table[sel["value"]]["RST"].values("robust"))
-    lines = [f"Best ticket, chosen on validation robust accuracy: {vary} = {sel['value']} "
-             f"(validation PGD-10 {sel['val']:.3f}); its test PGD-20 {test}."]
-    if sel["dense"]:
+    test = fmt_spread(table[sel.value]["RST"].values("robust"))
+    lines = [f"Best ticket, chosen on validation robust accuracy: {vary} = {sel.value} "
+             f"(validation PGD-10 {sel.val:.3f}); its test PGD-20 {test}."]
+    if sel.dense:
         lines += ["", f"Best ticket / dense PGD-AT (robust, test; ticket chosen on validation): "
-                      f"{sel['robust']:.3f} / {sel['dense']:.3f} = {sel['ratio']:.2f}."]
-        if sel["test_value"] != sel["value"]:
-            lines += ["", f"Selected on test (optimistic): {vary} = {sel['test_value']}, "
-                          f"{sel['test_robust']:.3f} / {sel['dense']:.3f} = {sel['test_ratio']:.2f}."]
+                      f"{sel.robust:.3f} / {sel.dense:.3f} = {sel.ratio:.2f}."]
+        if sel.test_value != sel.value:
+            lines += ["", f"Selected on test (optimistic): {vary} = {sel.test_value}, "
+                          f"{sel.test_robust:.3f} / {sel.dense:.3f} = {sel.test_ratio:.2f}."]
     return lines
 
 
@@ -305,7 +331,7 @@ def _orderings(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dens
         order = [v for v in preset.get("order", []) if v in rst] or sorted(rst, key=lambda v: -mean_std(rst[v])[0])
         for a, b in zip(order, order[1:], strict=False):
             lines.append(ordering_sentence(f"RST {vary}={a}", rst[a], f"RST {vary}={b}", rst[b]))
-    best = select_best(table, dense)["value"]
+    best = select_best(table, dense).value
     for name in (MATCHED, RANDOM):
         if name in table[best]:
             other = table[best][name].values("robust")

@@ -19,10 +19,11 @@ def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto
              ) -> dict[str, Any]:
 
     runs = out / "runs"
-    parts = {"existence": run_ticket_study(preset, out / "existence", run=run, runs=runs)}
+    existence = run_ticket_study(preset, out / "existence", run=run, runs=runs)
     family = prepare_family(preset, runs, run=run, device=device)  # reuses the runs above
-    parts["transfer"] = transfer_report(preset, family, out / "transfer", progress)
-    parts["r2s"] = r2s_report({**preset, "title": "Random RST Switch"}, family, out / "r2s", progress)
+    parts = {"transfer": transfer_report(preset, family, out / "transfer", progress),
+             "r2s": r2s_report({**preset, "title": "Random RST Switch"}, family, out / "r2s", progress)}
+    atomic_write_text(out / "existence" / "report.md", existence.report)
     for name, part in parts.items():
         atomic_write_text(out / name / "report.md", part["report"])
     base = preset["base"]
@@ -38,9 +39,9 @@ def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto
         "",
         "![existence](existence/figure.png)",
         "",
-        parts["existence"]["main_table"],
+        existence.main_table,
         "",
-        *[line for line in parts["existence"]["report"].splitlines() if line.startswith("Best ticket")],
+        *[line for line in existence.report.splitlines() if line.startswith("Best ticket")],
         "",
         "## 2. Transferability between tickets ([report](transfer/report.md))",
         "",
@@ -58,4 +59,4 @@ def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto
         "",
     ]
     report = "\n".join(lines)
-    return {"report": report, "main_table": parts["existence"]["main_table"], "rows": parts["existence"]["rows"]}
+    return {"report": report, "main_table": existence.main_table, "rows": existence.rows}
