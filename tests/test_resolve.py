@@ -97,3 +97,22 @@ def test_a_run_written_before_the_refactor_resumes_to_the_uninterrupted_figures(
     summary = train(None, run, resume=True, db=ResultsDB(tmp_path / "db.sqlite"), progress=False)
     assert summary["test"] == json.loads((FIXTURE / "expected.json").read_text())
     assert [h["epoch"] for h in RunDir(run).read_metrics()] == [0, 1]
+
+
+def test_to_supermask_takes_the_tickets_config_as_its_keywords_did():
+    import torch
+
+    from inborn.masks import compute_masks, to_supermask
+    from inborn.models import create_model
+
+    def net():
+        return create_model("conv2", num_classes=10, in_channels=1, image_size=16, width=0.25)
+
+    config = SupermaskConfig(keep_ratio=0.3, pattern="kernel", weight_seed=4, score_seed=5)
+    typed, keywords = to_supermask(net(), config), to_supermask(net(), 0.3, pattern="kernel", weight_seed=4,
+                                                                 score_seed=5)
+    assert typed.supermask == keywords.supermask == config
+    for a, b in zip(compute_masks(typed), compute_masks(keywords), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(InbornError, match="unknown ticket settings: sparsity"):
+        to_supermask(net(), 0.3, sparsity=2)
