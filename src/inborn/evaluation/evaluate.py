@@ -133,7 +133,7 @@ def attack_batches(attack: Attack, model: nn.Module | Callable[[], nn.Module], x
     for start in range(0, len(x), batch_size):
         parts.append(attack(target(), x[start : start + batch_size], y[start : start + batch_size]))
         verdicts.append(attack.fooled())
-    fooled = None if any(v is None for v in verdicts) else torch.cat(verdicts)
+    fooled = None if not verdicts or any(v is None for v in verdicts) else torch.cat(verdicts)
     return torch.cat(parts), fooled
 
 
