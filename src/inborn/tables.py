@@ -11,6 +11,17 @@ from typing import Any
 
 from inborn.io import atomic_write_text
 
+COLUMN_DIGITS = 4  # significant digits of ε in a table's column name: `pgd@0.03137`
+SAMPLE_DIGITS = 6  # in a key of per-sample flags (`evaluate(per_sample=True)`), which must tell ε apart
+
+
+def result_column(attack: str, eps: float, *, metric: str = "", digits: int = COLUMN_DIGITS) -> str:
+    """The one name of a result at ε: `pgd@0.05` (robust accuracy), `hrs pgd@0.05` with
+    `metric="hrs"`, `worst@0.05` for the worst case over attacks (`attack="worst"`), and with
+    `digits=SAMPLE_DIGITS` the key of an attack's per-sample flags."""
+    name = f"{attack}@{eps:.{digits}g}"
+    return f"{metric} {name}" if metric else name
+
 
 def fmt(value: Any, digits: int = 3, missing: str = "–") -> str:
     """A table cell: floats rounded, large integers with thousands separators, missing values as a dash."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.io import atomic_write
+from inborn.tables import result_column
 from inborn.train.curves import plot_training_curves
 
 __all__ = ["plot_r2s", "plot_robustness_curve", "plot_runs_val_robust", "plot_study_curves", "plot_training_curves",
@@ -80,7 +81,7 @@ def plot_study_curves(rows: list[dict[str, Any]], attacks: list[str], eps: list[
     fig, axes = plt.subplots(1, len(attacks), figsize=(4.2 * len(attacks), 4), sharey=True, squeeze=False)
     for ax, attack in zip(axes[0], attacks, strict=True):
         for r in rows:
-            pts = [(e, r.get(f"{attack}@{e:.4g}")) for e in eps]
+            pts = [(e, r.get(result_column(attack, e))) for e in eps]
             pts = [(e, v) for e, v in pts if v is not None]
             if not pts:
                 continue

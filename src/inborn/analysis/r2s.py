@@ -12,69 +12,110 @@ mean ± std, and the figure to cite is the minimum over the adaptive protocols.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from inborn.attacks import EOTPGD, PGD, AutoAttack
+from inborn.attacks import Attack, build_attack
 from inborn.defenses import ExpectedTickets, RandomSwitch, SingleTicket
 from inborn.errors import InbornError
-from inborn.evaluation.evaluate import predict
+from inborn.evaluation.evaluate import attack_batches, classify
 from inborn.masks.family import TicketFamily
+from inborn.settings import check_keys, check_values, setting
 
 PROTOCOLS = ("paper", "eot", "expectation", "autoattack-rand")
 ADAPTIVE = ("eot", "expectation", "autoattack-rand")
+# The attack of each gradient protocol. Each takes build_attack's default step, ε/4: the step
+# `evaluate` takes when EvalSettings.step_size is None.
+_ATTACK_OF = {"paper": "pgd", "eot": "eot-pgd", "expectation": "pgd"}
 
 
-def evaluate_r2s(
-    family: TicketFamily, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-    protocols: Sequence[str] = PROTOCOLS, repeats: int = 5, steps: int = 20, eot_samples: int = 10,
-    granularity: str = "batch", probs: Sequence[float] | None = None, batch_size: int = 256, seed: int = 0,
-    progress: bool = False,
-) -> dict[str, Any]:
-    unknown = [p for p in protocols if p not in PROTOCOLS]
+@dataclass(frozen=True)
+class R2SSettings:
+    """Every setting of an R2S evaluation, with one default each (the command line's flags and the
+    studies' presets derive from these fields). `n` is for the caller, which takes that many test
+    images; `evaluate_r2s` scores the points it is given."""
+
+    protocols: list[str] = setting(factory=lambda: list(PROTOCOLS), flag="--protocol", parse="names",
+                                   help="comma-separated: " + ", ".join(PROTOCOLS))
+    repeats: int = setting(5, "repeats of every protocol, each with a fresh switch (mean ± std)", low=1)
+    eot_samples: int = setting(10, "samples per step for the eot protocol", flag="--eot", low=1)
+    granularity: str = setting("batch", "how often the switch draws a ticket: per batch or per sample",
+                               choices=("batch", "sample"))
+    probs: list[float] | None = setting(None, "comma-separated switch probabilities, one per ticket (default "
+                                              "uniform)", parse="real_list", low=0, high=1)
+    steps: int = setting(20, "attack steps", low=1)
+    n: int = setting(500, "test images to use", low=1)
+    batch_size: int = setting(256, "batch size of the attacks and classifications", low=1)
+    seed: int = setting(0, "seed of the switches and attacks")
+
+
+def r2s_settings(settings: R2SSettings | None = None, **overrides: Any) -> R2SSettings:
+    """`settings` (default: R2SSettings()) with `overrides` by field name, checked: one-line errors."""
+    check_keys(R2SSettings, overrides, "r2s setting")
+    s = dataclasses.replace(settings or R2SSettings(), **overrides)
+    check_values(s)
+    unknown = [p for p in s.protocols if p not in PROTOCOLS]
     if unknown:
         raise InbornError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
-    if repeats < 1:
-        raise InbornError(f"repeats must be >= 1, got {repeats}")
+    return s
+
+
+def evaluate_r2s(family: TicketFamily, x: torch.Tensor, y: torch.Tensor, settings: R2SSettings | None = None, *,
+                 eps: float, progress: bool = False, **overrides: Any) -> dict[str, Any]:
+    """The switch over `family` under every protocol of `settings`, on (x, y) at ε. Settings come
+    as one `R2SSettings` and/or as its fields by keyword (`repeats=3, eot_samples=5`)."""
+    s = r2s_settings(settings, **overrides)
     family.eval()
-    step = eps / 4
-    runs: dict[str, list[float]] = {p: [] for p in ("clean", *protocols)}
+    runs: dict[str, list[float]] = {p: [] for p in ("clean", *s.protocols)}
     warnings: set[str] = set()
-    for r in tqdm(range(repeats), desc="repeats", disable=not progress, leave=False):
-        gen = torch.Generator().manual_seed(seed * 1000 + r)
-        torch.manual_seed(seed * 1000 + r)
-        switch = RandomSwitch(family, granularity, probs, generator=gen).eval()
-        runs["clean"].append(_accuracy(switch, x, y, batch_size))
-        for protocol in protocols:
-            if protocol == "paper":
-                x_adv = _paper_examples(family, switch, x, y, eps, steps, step, batch_size, r)
-            elif protocol == "eot":
-                attack = EOTPGD(eps, steps=steps, step_size=step, eot_samples=eot_samples, seed=r, track_best=False)
-                x_adv = _batched(attack, switch, x, y, batch_size)
-            elif protocol == "expectation":
-                attack = PGD(eps, steps=steps, step_size=step, seed=r, track_best=False)
-                x_adv = _batched(attack, ExpectedTickets(family, probs).eval(), x, y, batch_size)
-            else:
-                attack = AutoAttack(eps, version="rand", seed=r, batch_size=batch_size)
-                x_adv = attack(switch, x, y)
-                warnings |= set(attack.last_report.get("warnings", []))
-                runs[protocol].append(_accuracy(switch, x_adv, y, batch_size, fooled=attack.last_fooled))
-                continue
-            runs[protocol].append(_accuracy(switch, x_adv, y, batch_size))
+    for r in tqdm(range(s.repeats), desc="repeats", disable=not progress, leave=False):
+        gen = torch.Generator().manual_seed(s.seed * 1000 + r)
+        torch.manual_seed(s.seed * 1000 + r)
+        switch = RandomSwitch(family, s.granularity, s.probs, generator=gen).eval()
+        runs["clean"].append(_accuracy(switch, x, y, s.batch_size))
+        for protocol in s.protocols:
+            attack = _attack(protocol, eps, s, seed=r)
+            x_adv, fooled = attack_batches(attack, _target(protocol, family, switch, s), x, y, s.batch_size)
+            report = attack.report()
+            warnings |= set(report.warnings if report is not None else [])
+            # The attack's own verdict (AutoAttack's) stands: a fresh draw of the switch cannot undo it.
+            runs[protocol].append(_accuracy(switch, x_adv, y, s.batch_size, fooled))
     summary = {p: {"mean": statistics.fmean(v), "std": statistics.pstdev(v), "runs": v} for p, v in runs.items()}
-    adaptive = [p for p in ADAPTIVE if p in protocols]
+    adaptive = [p for p in ADAPTIVE if p in s.protocols]
     cite = min(adaptive, key=lambda p: summary[p]["mean"]) if adaptive else None
     return {
-        "eps": eps, "n": len(x), "repeats": repeats, "steps": steps, "eot_samples": eot_samples,
-        "granularity": granularity, "probs": list(switch.probs.tolist()), "keep_ratios": family.keep_ratios,
+        "eps": eps, "n": len(x), "repeats": s.repeats, "steps": s.steps, "eot_samples": s.eot_samples,
+        "granularity": s.granularity, "probs": list(switch.probs.tolist()), "keep_ratios": family.keep_ratios,
         "protocols": summary, "cite": {"protocol": cite, **summary[cite]} if cite else None,
         "autoattack_warnings": sorted(warnings),
     }
+
+
+def _attack(protocol: str, eps: float, s: R2SSettings, seed: int) -> Attack:
+    """A protocol's attack. The gradient ones score their last iterate: on a random switch the
+    best iterate would be chosen by one lucky draw."""
+    if protocol == "autoattack-rand":  # AutoAttack's own APGD with EOT, steps and restarts
+        return build_attack(protocol, eps, seed=seed)
+    return build_attack(_ATTACK_OF[protocol], eps, steps=s.steps, seed=seed, track_best=False,
+                        eot_samples=s.eot_samples if protocol == "eot" else None)
+
+
+def _target(protocol: str, family: TicketFamily, switch: RandomSwitch,
+            s: R2SSettings) -> nn.Module | Callable[[], nn.Module]:
+    """What a protocol attacks: for `paper`, per batch one ticket drawn from the switch's
+    distribution (white-box, non-adaptive); the exact expectation over the tickets; or the switch."""
+    if protocol == "paper":
+        return lambda: SingleTicket(family, int(switch.draw(1)))
+    if protocol == "expectation":
+        return ExpectedTickets(family, s.probs).eval()
+    return switch
 
 
 def single_ticket_robustness(family: TicketFamily, x: torch.Tensor, y: torch.Tensor, *, eps: float,
@@ -104,29 +145,10 @@ def best_ticket(tickets: list[dict[str, float]]) -> dict[str, Any]:
 
 def _white_box(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
                batch_size: int) -> dict[str, float]:
-    x_adv = _batched(PGD(eps, steps=steps, step_size=eps / 4, seed=0), model, x, y, batch_size)
+    x_adv, _ = attack_batches(build_attack("pgd", eps, steps=steps, seed=0), model, x, y, batch_size)
     return {"clean": _accuracy(model, x, y, batch_size), "robust": _accuracy(model, x_adv, y, batch_size)}
-
-
-def _paper_examples(family, switch, x, y, eps, steps, step, batch_size, r):
-    """Per batch, one ticket drawn from the switch's distribution is attacked white-box."""
-    attack = PGD(eps, steps=steps, step_size=step, seed=r, track_best=False)
-    parts = []
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        source = int(switch.draw(1))
-        parts.append(attack(SingleTicket(family, source), xb, yb))
-    return torch.cat(parts)
-
-
-def _batched(attack, model, x, y, batch_size):
-    chunks = range(0, len(x), batch_size)
-    return torch.cat([attack(model, x[s : s + batch_size], y[s : s + batch_size]) for s in chunks])
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
               fooled: torch.Tensor | None = None) -> float:
-    correct = predict(model, x, batch_size).eq(y)
-    if fooled is not None:
-        correct &= ~fooled  # AutoAttack's verdict stands: a fresh draw of the switch cannot undo it
-    return correct.float().mean().item()
+    return classify(model, x, y, batch_size=batch_size, fooled=fooled)[0].float().mean().item()

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from inborn.attacks import PGD
+from inborn.attacks import build_attack
 from inborn.defenses import SingleTicket
-from inborn.evaluation.evaluate import predict
+from inborn.evaluation.evaluate import attack_batches, predict
 from inborn.masks.family import TicketFamily
 
 
@@ -27,14 +27,13 @@ def transfer_matrix(
     natural = torch.zeros(k)
     for j, member in enumerate(members):
         natural[j] = predict(member, x, batch_size).eq(y).sum()
-    attack = PGD(eps, steps=steps, step_size=eps / 4 if step_size is None else step_size, seed=seed,
-                 track_best=False)
+    # One attack object for every source: its noise runs on from batch to batch and source to source.
+    # Its step: build_attack's default (ε/4) unless given, as `evaluate` takes it.
+    attack = build_attack("pgd", eps, steps=steps, step_size=step_size, seed=seed, track_best=False)
     for i in tqdm(range(k), desc="source tickets", disable=not progress, leave=False):
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            x_adv = attack(members[i], xb, yb)
-            for j, member in enumerate(members):
-                correct[i, j] += predict(member, x_adv, batch_size).eq(yb).sum()
+        x_adv, _ = attack_batches(attack, members[i], x, y, batch_size)
+        for j, member in enumerate(members):
+            correct[i, j] = predict(member, x_adv, batch_size).eq(y).sum()
     matrix = (correct / len(x)).tolist()
     diag = [matrix[i][i] for i in range(k)]
     off = [matrix[i][j] for i in range(k) for j in range(k) if i != j]

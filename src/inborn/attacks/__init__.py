@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from inborn.attacks.autoattack import AutoAttack
-from inborn.attacks.base import Attack, margin_loss, model_mode
+from inborn.attacks.base import Attack, AttackReport, margin_loss, model_mode
 from inborn.attacks.pgd import EOTPGD, PGD, CWLinf
 from inborn.attacks.single_step import FGSM, RFGSM, StepLL
 from inborn.errors import InbornError
 
 __all__ = [
-    "ATTACKS", "PGD", "EOTPGD", "FGSM", "RFGSM", "Attack", "AutoAttack", "CWLinf", "StepLL",
+    "ATTACKS", "PGD", "EOTPGD", "FGSM", "RFGSM", "Attack", "AttackReport", "AutoAttack", "CWLinf", "StepLL",
     "build_attack", "is_iterative", "margin_loss", "model_mode",
 ]
 

@@ -4,7 +4,9 @@ AutoAttack checks its own evaluation: it warns about randomised models, zero gra
 Square beating the gradient attacks (a sign of gradient masking). Those warnings are part of
 the result, so they are captured and exposed in `last_report` rather than lost in a log.
 
-AutoAttack also decides, per point, whether it fooled the model (`last_fooled`). On a
+AutoAttack also decides, per point, whether it fooled the model (`fooled()`, `last_fooled`).
+They reach the evaluator through the `Attack` base's hooks (`set_batch_size`, `fooled`,
+`report`), which every attack has, so the evaluator needs no case of its own for AutoAttack. On a
 randomised model that decision and a later classification of the returned point are two
 different draws: a point counts as robust only if AutoAttack did not fool it AND the model
 classifies the returned point correctly, so a figure is never above AutoAttack's own.
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from inborn.attacks.base import Attack
+from inborn.attacks.base import Attack, AttackReport
 from inborn.device import autocast
 from inborn.errors import InbornError
 
@@ -53,6 +55,7 @@ class AutoAttack(Attack):
     """
 
     name = "autoattack"
+    reports = True
 
     def __init__(self, eps: float, *, version: str = "standard", batch_size: int = 500, **kw) -> None:
         super().__init__(eps, **kw)
@@ -64,13 +67,28 @@ class AutoAttack(Attack):
         self.batch_size = batch_size
         self.last_report: dict[str, Any] = {}
         self.last_fooled: torch.Tensor | None = None  # per point of the last call
+        self._given = 0  # points given to the last call: the report's shares become counts of them
 
     def __repr__(self) -> str:
         return f"AutoAttack(eps={self.eps:.5g}, norm={self.norm}, version={self.version})"
 
+    def set_batch_size(self, batch_size: int) -> bool:
+        self.batch_size = batch_size
+        return True
+
+    def fooled(self) -> torch.Tensor | None:
+        return self.last_fooled
+
+    def report(self) -> AttackReport | None:
+        # AutoAttack logs shares of the points it was given; counts add up over batches.
+        shares = self.last_report.get("robust_accuracy_after", {})
+        return AttackReport(warnings=sorted(self.last_report.get("warnings", [])),
+                            robust_after={sub: round(share * self._given) for sub, share in shares.items()})
+
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         from pyautoattack import AutoAttack as _AA  # heavy, and absent on some machines
 
+        self._given = len(x)
         if len(x) == 0 or self.eps == 0:
             self.last_fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             self.last_report = {"version": self.version, "warnings": [], "robust_accuracy_after": {}}

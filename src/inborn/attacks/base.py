@@ -10,6 +10,7 @@ import abc
 import contextlib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
@@ -35,6 +36,16 @@ def model_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+@dataclass(frozen=True)
+class AttackReport:
+    """What one call of an attack says about its own run, beyond the points it returns: its
+    warnings, and per sub-attack the number of the points given that were still robust after it
+    (for an attack made of several, e.g. AutoAttack). The evaluator keeps it with the result."""
+
+    warnings: list[str] = field(default_factory=list)
+    robust_after: dict[str, int] = field(default_factory=dict)
 
 
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -64,6 +75,8 @@ class Attack(abc.ABC):
 
     name = "attack"
     iterative: ClassVar[bool] = False  # takes `steps` and `step_size`
+    # Whether a call leaves an `AttackReport`: then a result row carries its warnings and counts.
+    reports: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -101,6 +114,23 @@ class Attack(abc.ABC):
         result does not depend on the batches before it and a resumed evaluation equals a whole one)."""
         self.seed = seed
         self._generator = None
+
+    # -- what an attack may tell its caller (ordinary attacks: nothing) -----
+    def set_batch_size(self, batch_size: int) -> bool:
+        """Offer the caller's batch size. An attack that batches its input itself (AutoAttack)
+        takes it and returns True: give it every point in one call, since it decides per batch
+        which points to attack next. Every other attack ignores it and returns False."""
+        return False
+
+    def fooled(self) -> torch.Tensor | None:
+        """The attack's own verdict on the points of its last call: True where it judged the
+        model fooled. A caller counts such a point as not robust whatever a later classification
+        says (on a randomised model that is another draw). None: no verdict beyond the points."""
+        return None
+
+    def report(self) -> AttackReport | None:
+        """What the last call said about itself (see `AttackReport`); None for an attack that says nothing."""
+        return None
 
     # -- the uniform call -------------------------------------------------
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

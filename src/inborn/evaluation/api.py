@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from inborn.data import TensorSplit, load_data
 from inborn.evaluation.evaluate import evaluate as _evaluate
+from inborn.evaluation.results import Evaluation
 
 
 def evaluate(
@@ -22,7 +23,7 @@ def evaluate(
     split: str = "test",
     data_dir: str | Path | None = None,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Clean and robust accuracy, the worst case over attacks and the HRS, as `inborn eval` gives.
 
     `dataset` is a registered name (its `split` is used), a TensorSplit or an (x, y) pair.

@@ -54,4 +54,4 @@ def benchmark(model: nn.Module | Sequence[nn.Module], n_examples: int = 10_000, 
     attack = "autoattack-rand" if (version == "rand" or (version is None and randomised)) else "autoattack"
     result = evaluate(model, test, attacks=[attack], eps=[eps], batch_size=batch_size, device=dev,
                       identify=False, randomised=randomised)
-    return result["clean_acc"], result["results"][0]["robust_acc"]
+    return result.clean_acc, result.results[0].robust_acc

@@ -7,6 +7,12 @@ Switch, or any model with randomness) is detected, as AutoAttack does, and evalu
 one lucky draw cannot decide its figure: no early stop and no best iterate (the last iterate
 is scored), input gradients averaged over its randomness (EOT), and every classification
 repeated `repeats` times, reported as mean ± std.
+
+The primitives here serve every experiment that attacks and scores a model (R2S's protocols
+among them): `attack_batches` runs an attack over batches and keeps its own verdict, `classify`
+scores points and ANDs that verdict in, `worst_case_over` combines evaluations. An attack's own
+verdict, report and batching reach them through the `Attack` base's hooks, so no attack needs a
+case of its own here.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import dataclasses
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +32,15 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.attacks import ATTACKS, Attack, AutoAttack, build_attack, is_iterative, model_mode
+from inborn.attacks import ATTACKS, Attack, AttackReport, build_attack, is_iterative, model_mode
 from inborn.data.base import TensorSplit
 from inborn.device import autocast
 from inborn.errors import InbornError
-from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags
+from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags, unpack_flags
 from inborn.evaluation.metrics import harmonic_robustness_score
+from inborn.evaluation.results import AttackResult, Evaluation, WorstCase
 from inborn.models.fold import fold_batch_norm
+from inborn.tables import SAMPLE_DIGITS, result_column
 
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
 RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given
@@ -102,6 +110,33 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool 
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x.device)
 
 
+def classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512, amp: bool = False,
+             repeats: int = 1, fooled: torch.Tensor | None = None) -> torch.Tensor:
+    """[repeats, n] correctness flags; each repeat is a fresh forward (a fresh draw of a randomised
+    model). `fooled` is an attack's own verdict (`Attack.fooled()`): a point it fooled is wrong in
+    every repeat, since a fresh draw cannot undo it, so a figure is never above the attack's own."""
+    correct = torch.stack([predict(model, x, batch_size, amp).eq(y) for _ in range(repeats)])
+    return correct if fooled is None else correct & ~fooled
+
+
+def attack_batches(attack: Attack, model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
+                   batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`attack` on (x, y) in batches of `batch_size`: the adversarial points, and the attack's own
+    verdict on them (`Attack.fooled()`; None when it gives none). The one attack object runs batch
+    after batch, its noise running on (`evaluate` reseeds it per batch instead); an attack that
+    batches itself (AutoAttack) gets every point in one call. `model` may be a function giving the
+    model to attack, called once per batch, in order (say, a fresh draw of a ticket)."""
+    target = (lambda: model) if isinstance(model, nn.Module) else model
+    if attack.set_batch_size(batch_size):
+        return attack(target(), x, y), attack.fooled()
+    parts, verdicts = [], []
+    for start in range(0, len(x), batch_size):
+        parts.append(attack(target(), x[start : start + batch_size], y[start : start + batch_size]))
+        verdicts.append(attack.fooled())
+    fooled = None if not verdicts or any(v is None for v in verdicts) else torch.cat(verdicts)
+    return torch.cat(parts), fooled
+
+
 @torch.no_grad()
 def is_randomised(model: nn.Module, x: torch.Tensor, forwards: int = 8, tol: float = 1e-4) -> bool:
     """Whether the eval-mode output changes between forwards of the same input (AutoAttack's
@@ -117,7 +152,7 @@ def is_randomised(model: nn.Module, x: torch.Tensor, forwards: int = 8, tol: flo
 def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None, *,
              device: torch.device | str | None = None, progress: bool = False, journal: str | Path | None = None,
              split_over_ranks: bool = False, per_sample: bool = False, identify: bool = True,
-             **overrides: Any) -> dict[str, Any]:
+             **overrides: Any) -> Evaluation:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
     Settings come as one `EvalSettings` and/or as its fields by keyword (`attacks=["pgd"], eps=[0.3]`).
@@ -129,6 +164,7 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     the batches (without it, under torchrun, the calling rank evaluates everything alone).
     `per_sample` adds every sample's flags (strings of 0/1) to the result. `identify=False` skips
     hashing the model (its `fingerprint` is then empty): for evaluations no row or journal keeps.
+    The result is an `Evaluation` (attributes; `to_dict()` is the JSON `inborn eval` writes).
     """
     s = dataclasses.replace(settings or EvalSettings(), **overrides).validate()
     device = device if device is not None else next(model.parameters()).device
@@ -165,9 +201,9 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
                 if record is not None:
                     log.record(record)
             mine = None
-    result = _summarise(log.batches, grid, s, per_sample)
+    result = _summarise(log.batches, grid, s, per_sample, model_hash)
     log.close()
-    return {**result, "fingerprint": model_hash}
+    return result
 
 
 def _attack_grid(s: EvalSettings) -> list[tuple[float, str, Attack]]:
@@ -191,90 +227,104 @@ def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[flo
     """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags.
     The attacks run on `surrogate` (the model, or its BatchNorm-folded copy); `model` judges."""
     with _seeded(bool(s.randomised), seed, x.device):
-        clean = _classify(model, x, y, s)
+        clean = classify(model, x, y, batch_size=s.batch_size, amp=s.amp, repeats=s.repeats or 1)
         record: dict[str, Any] = {"clean": clean.cpu(), "robust": [], "warnings": [], "after": []}
-        attacked = clean.any(0)
         for _, _, attack in grid:
             attack.reseed(seed)  # a batch's noise does not depend on the batches before it
-            record["robust"].append(_robust_flags(model, surrogate, attack, x, y, clean, s).cpu())
-            warned, after = [], {}
-            # Only a batch that AutoAttack actually ran on has a fresh report to read.
-            if isinstance(attack, AutoAttack) and attacked.any() and attack.eps > 0:
-                warned = sorted(attack.last_report.get("warnings", []))
-                # AutoAttack reports shares of the images it was given: counts add up over batches.
-                given = int(attacked.sum())
-                shares = attack.last_report["robust_accuracy_after"]
-                after = {sub: round(share * given) for sub, share in shares.items()}
-            record["warnings"].append(warned)
-            record["after"].append(after)
+            flags, report = _robust_flags(model, surrogate, attack, x, y, clean, s)
+            record["robust"].append(flags.cpu())
+            # Only a batch the attack actually ran on has a fresh report; its counts add up over batches.
+            record["warnings"].append(sorted(report.warnings) if report is not None else [])
+            record["after"].append(dict(report.robust_after) if report is not None else {})
     return record
 
 
-def _classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings) -> torch.Tensor:
-    """[repeats, batch] correctness flags: each repeat is a fresh forward (a fresh draw)."""
-    return torch.stack([predict(model, x, s.batch_size, s.amp).eq(y) for _ in range(s.repeats or 1)])
-
-
 def _robust_flags(model: nn.Module, surrogate: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
-                  clean: torch.Tensor, s: EvalSettings) -> torch.Tensor:
-    """[repeats, batch] correctness under attack, and clean in the same repeat. Samples that no
-    clean repeat classifies correctly are not attacked."""
+                  clean: torch.Tensor, s: EvalSettings) -> tuple[torch.Tensor, AttackReport | None]:
+    """[repeats, batch] correctness under attack, and clean in the same repeat, with the report of
+    the attack's call (None when it was not called). Samples that no clean repeat classifies
+    correctly are not attacked. The attack's own verdict stands beside the model's."""
     idx = clean.any(0).nonzero().squeeze(1)
     if len(idx) == 0 or attack.eps == 0:
-        return clean.clone()
-    if isinstance(attack, AutoAttack):
-        attack.batch_size = s.batch_size
-    x_adv = attack(surrogate, x[idx], y[idx])
-    survived = _classify(model, x_adv, y[idx], s)
-    if isinstance(attack, AutoAttack):
-        survived &= ~attack.last_fooled  # AutoAttack's own verdict stands: a fresh draw cannot undo it
+        return clean.clone(), None
+    x_adv, fooled = attack_batches(attack, surrogate, x[idx], y[idx], s.batch_size)
+    survived = classify(model, x_adv, y[idx], batch_size=s.batch_size, amp=s.amp, repeats=s.repeats or 1,
+                        fooled=fooled)
     out = torch.zeros_like(clean)
     out[:, idx] = survived
-    return out & clean
+    return out & clean, attack.report()
 
 
 def _summarise(batches: list[dict[str, Any]], grid: list[tuple[float, str, Attack]], s: EvalSettings,
-               per_sample: bool) -> dict[str, Any]:
+               per_sample: bool, model_hash: str) -> Evaluation:
     clean = torch.cat([rec["clean"] for rec in batches], dim=1)
     clean_acc, clean_std = _mean_std(clean)
-    rows: list[dict[str, Any]] = []
-    worst: list[dict[str, Any]] = []
+    rows: list[AttackResult] = []
+    worst: list[WorstCase] = []
     flags: dict[str, Any] = {"clean": pack_flags(clean)} if per_sample else {}
     for e in s.eps:
-        survived = clean.clone()
+        at_eps = []
         for i, (ge, name, attack) in enumerate(grid):
             if ge != e:
                 continue
             correct = torch.cat([rec["robust"][i] for rec in batches], dim=1)
-            survived &= correct
+            at_eps.append(correct)
             if per_sample:
-                flags[f"{name}@{e:.6g}"] = pack_flags(correct)
-            rows.append(_result_row(name, e, attack, correct, clean_acc, batches, i, len(clean[0]), s))
-        robust, std = _mean_std(survived)
-        worst.append({"eps": e, "attacks": list(s.attacks), "robust_acc": robust, "robust_acc_std": std,
-                      "hrs": harmonic_robustness_score(clean_acc, robust)})
-    return {
-        "n": clean.shape[1], "clean_acc": clean_acc, "clean_acc_std": clean_std, "results": rows,
-        "worst_case": worst, "randomised": bool(s.randomised), "repeats": s.repeats, "precision": s.precision,
-        "seed": s.seed, "warnings": [RANDOMISED_WARNING.format(eot=s.eot_samples, repeats=s.repeats)]
-        if s.randomised else [], **({"per_sample": flags} if per_sample else {}),
-    }
+                flags[result_column(name, e, digits=SAMPLE_DIGITS)] = pack_flags(correct)
+            rows.append(_result_row(name, e, attack, correct, clean_acc, batches, i, len(clean[0])))
+        worst.append(_worst_case(e, list(s.attacks), clean, at_eps))
+    return Evaluation(
+        n=clean.shape[1], clean_acc=clean_acc, clean_acc_std=clean_std, results=rows, worst_case=worst,
+        randomised=bool(s.randomised), repeats=s.repeats, precision=s.precision, seed=s.seed,
+        warnings=[RANDOMISED_WARNING.format(eot=s.eot_samples, repeats=s.repeats)] if s.randomised else [],
+        per_sample=flags if per_sample else None, fingerprint=model_hash,
+    )
 
 
 def _result_row(name: str, e: float, attack: Attack, correct: torch.Tensor, clean_acc: float,
-                batches: list[dict[str, Any]], i: int, n: int, s: EvalSettings) -> dict[str, Any]:
+                batches: list[dict[str, Any]], i: int, n: int) -> AttackResult:
     robust, std = _mean_std(correct)
-    row = {"attack": name, "eps": e, "steps": getattr(attack, "steps", 0) if is_iterative(name) else 0,
-           "step_size": getattr(attack, "step_size", None), "restarts": attack.restarts,
-           "eot_samples": attack.eot_samples, "robust_acc": robust, "robust_acc_std": std,
-           "hrs": harmonic_robustness_score(clean_acc, robust), "attack_repr": repr(attack)}
-    if isinstance(attack, AutoAttack):
+    reported: dict[str, Any] = {}
+    if attack.reports:  # its warnings, and its per-sub-attack counts as shares of all n samples
         after: Counter = Counter()
         for rec in batches:
             after.update(rec["after"][i])
-        row["warnings"] = sorted({w for rec in batches for w in rec["warnings"][i]})
-        row["robust_acc_after"] = {sub: count / n for sub, count in after.items()}
-    return row
+        reported = {"warnings": sorted({w for rec in batches for w in rec["warnings"][i]}),
+                    "robust_acc_after": {sub: count / n for sub, count in after.items()}}
+    return AttackResult(attack=name, eps=e, steps=getattr(attack, "steps", 0) if is_iterative(name) else 0,
+                        step_size=getattr(attack, "step_size", None), restarts=attack.restarts,
+                        eot_samples=attack.eot_samples, robust_acc=robust, robust_acc_std=std,
+                        hrs=harmonic_robustness_score(clean_acc, robust), attack_repr=repr(attack), **reported)
+
+
+def _worst_case(e: float, attacks: list[str], clean: torch.Tensor, correct: Sequence[torch.Tensor],
+                counted: bool = False) -> WorstCase:
+    """The one definition of the worst case: a point survives at ε if, in the same repeat, it is
+    correct clean and under every attack, on the first n points all the flags cover (evaluations
+    take the head of a split). `counted`: the WorstCase says that n (a worst case over several)."""
+    n = min(f.shape[1] for f in (clean, *correct))
+    survived = clean[:, :n].clone()
+    for flags in correct:
+        survived &= flags[:, :n]
+    robust, std = _mean_std(survived)
+    return WorstCase(eps=e, attacks=attacks, robust_acc=robust, robust_acc_std=std,
+                     hrs=harmonic_robustness_score(_mean_std(clean[:, :n])[0], robust), n=n if counted else None)
+
+
+def worst_case_over(evaluations: Sequence[Evaluation], eps: float) -> WorstCase | None:
+    """The worst case at ε over several evaluations of one model on the head of one split (say the
+    fast attacks on many images and AutoAttack on fewer): the points correct clean (as the first
+    evaluation saw them) and under every attack any of them ran at ε, on the points all of those
+    ran on (its `n`). None when none ran at ε. Needs their per-sample flags (`per_sample=True`)."""
+    at_eps = [(ev, r) for ev in evaluations for r in ev.results if r.eps == eps]
+    if not at_eps:
+        return None
+    if any(ev.per_sample is None for ev in evaluations):
+        raise InbornError("a worst case over several evaluations needs their per-sample flags (per_sample=True)")
+    clean = unpack_flags(evaluations[0].per_sample["clean"])  # type: ignore[index]
+    correct = [unpack_flags(ev.per_sample[result_column(r.attack, eps, digits=SAMPLE_DIGITS)])  # type: ignore[index]
+               for ev, r in at_eps]
+    return _worst_case(eps, [r.attack for _, r in at_eps], clean, correct, counted=True)
 
 
 def _mean_std(flags: torch.Tensor) -> tuple[float, float]:

@@ -1,10 +1,172 @@
-"""Rows of the results database, built in one place for every writer (train, eval, ensemble,
-the studies), so that every row carries every setting that changes its number."""
+"""What an evaluation returns, as typed results (`Evaluation`, `AttackResult`, `WorstCase`), and
+the rows of the results database, built in one place for every writer (train, eval, ensemble,
+the studies), so that every row carries every setting that changes its number.
+
+A result's `to_dict()` is the JSON users see (`eval.json`, `inborn eval --json`). Every result
+can also be read as that dict (`res["clean_acc"]`, `res["results"][0]["robust_acc"]`): the
+compatibility view, for callers written against the dict results. New code reads attributes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from inborn.errors import InbornError
+
+
+class ResultView(Mapping[str, Any]):
+    """The compatibility view of a result: read-only, the dict `to_dict()` gives (`r["hrs"]`,
+    `r.get("warnings", [])`, `{**r}`, `r == {...}`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+@dataclass(frozen=True, eq=False)  # equality is the view's: the same dict, the same result
+class AttackResult(ResultView):
+    """One attack at one ε. `warnings` and `robust_acc_after` (the share still robust after each
+    sub-attack) come from an attack that reports on itself (AutoAttack); None for the others."""
+
+    attack: str
+    eps: float
+    steps: int
+    step_size: float | None
+    restarts: int
+    eot_samples: int
+    robust_acc: float
+    robust_acc_std: float
+    hrs: float
+    attack_repr: str
+    warnings: list[str] | None = None
+    robust_acc_after: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)[:10]}
+        if self.warnings is not None:
+            out["warnings"] = list(self.warnings)
+        if self.robust_acc_after is not None:
+            out["robust_acc_after"] = dict(self.robust_acc_after)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class WorstCase(ResultView):
+    """At one ε, the share of points correct clean and under every attack in `attacks` (mean and
+    spread over repeats). `n`: the points it covers, set for a worst case over several
+    evaluations (`evaluate.worst_case_over`), which covers the points all of them ran on."""
+
+    eps: float
+    attacks: list[str]
+    robust_acc: float
+    robust_acc_std: float
+    hrs: float
+    n: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"eps": self.eps, "attacks": list(self.attacks), "robust_acc": self.robust_acc,
+               "robust_acc_std": self.robust_acc_std, "hrs": self.hrs}
+        return out if self.n is None else {**out, "n": self.n}
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation(dict):
+    """What `evaluate` returns: clean accuracy, one `AttackResult` per attack and ε, one
+    `WorstCase` per ε, and the settings that made them. `per_sample` (None unless asked): every
+    sample's flags, packed, keyed by `clean` and `tables.result_column(attack, ε, digits=SAMPLE_DIGITS)`.
+
+    Its compatibility view is a real dict holding `to_dict()` (json.dumps writes it as it is). A
+    caller may annotate it with keys of its own (`inborn eval` adds run, split, seconds, ...:
+    `result.update(...)`), which the view then holds after the result's; the result's own keys
+    are read-only there, as its attributes are.
+    """
+
+    n: int
+    clean_acc: float
+    clean_acc_std: float
+    results: list[AttackResult]
+    worst_case: list[WorstCase]
+    randomised: bool
+    repeats: int
+    precision: str
+    seed: int
+    warnings: list[str]
+    per_sample: dict[str, Any] | None = None
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        dict.update(self, self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result's own keys, as `eval.json` and `inborn eval --json` write them (not the caller's annotations)."""
+        out = {"n": self.n, "clean_acc": self.clean_acc, "clean_acc_std": self.clean_acc_std,
+               "results": [r.to_dict() for r in self.results], "worst_case": [w.to_dict() for w in self.worst_case],
+               "randomised": self.randomised, "repeats": self.repeats, "precision": self.precision,
+               "seed": self.seed, "warnings": list(self.warnings)}
+        if self.per_sample is not None:
+            out["per_sample"] = dict(self.per_sample)
+        return {**out, "fingerprint": self.fingerprint}
+
+    # -- the view's own keys are read-only; a caller's annotations are not ---
+    def _check_key(self, key: Any) -> None:
+        if key in _EVALUATION_KEYS:
+            raise InbornError(f"an evaluation's {key!r} is read-only; annotate it under a key of your own")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check_key(key)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._check_key(key)
+        dict.__delitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> Evaluation:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        self._check_key(key)
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        raise InbornError("an evaluation's own keys are read-only")
+
+    def clear(self) -> None:
+        raise InbornError("an evaluation's own keys are read-only")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (pickle and deepcopy would otherwise set the view's keys one by one).
+        own = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _rebuild, (type(self), own, {k: v for k, v in self.items() if k not in _EVALUATION_KEYS})
+
+
+_EVALUATION_KEYS = frozenset(f.name for f in fields(Evaluation))
+
+
+def _rebuild(cls: type[Evaluation], own: dict[str, Any], annotations: dict[str, Any]) -> Evaluation:
+    result = cls(**own)
+    result.update(annotations)
+    return result
 
 
 def result_row(run_path: str | Path, split: str, attack: str, eps: float, *, n: int, clean_acc: float,
@@ -16,8 +178,9 @@ def result_row(run_path: str | Path, split: str, attack: str, eps: float, *, n: 
             "robust_acc": robust_acc, "hrs": hrs, **(settings or {}), "extra": extra or {}}
 
 
-def evaluation_rows(result: dict[str, Any], run_path: str | Path, split: str) -> list[dict[str, Any]]:
-    """The rows of an `evaluate` result: one per attack and ε, and the worst case over several attacks."""
+def evaluation_rows(result: Mapping[str, Any], run_path: str | Path, split: str) -> list[dict[str, Any]]:
+    """The rows of an `evaluate` result (an `Evaluation`, or its dict as read back from `eval.json`):
+    one per attack and ε, and the worst case over several attacks."""
     common = {k: result.get(k) for k in ("repeats", "seed", "precision", "fingerprint", "randomised")}
     rows = []
     for r in result["results"]:

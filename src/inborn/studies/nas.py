@@ -22,7 +22,9 @@ from inborn.analysis.plots import plot_study_curves
 from inborn.data import load_data
 from inborn.device import resolve_device
 from inborn.errors import InbornError
-from inborn.evaluation.evaluate import evaluate
+from inborn.evaluation.evaluate import evaluate, worst_case_over
+from inborn.evaluation.journal import model_fingerprint
+from inborn.evaluation.results import Evaluation, evaluation_rows
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.models.ensemble import Ensemble
 from inborn.models.registry import model_entry
@@ -34,7 +36,7 @@ from inborn.studies.nas_config import NasStudyConfig
 from inborn.sweep import Cell
 from inborn.sweep.cells import check_settings
 from inborn.sweep.grid import safe_name
-from inborn.tables import markdown_table, write_csv
+from inborn.tables import markdown_table, result_column, write_csv
 from inborn.train.resolve import resolve_config
 
 HAND_CRAFTED, PUBLISHED_NAS, RANDOM_NAS, ENSEMBLE, TICKET = "hand-crafted", "NAS", "random NAS", "ensemble", "ticket"
@@ -106,15 +108,14 @@ def evaluate_model(model: torch.nn.Module, splits, cfg: NasStudyConfig, grid: li
     attacks on the images every attack ran on; cached in `cache` for re-runs of the same model.
 
     AutoAttack runs on the first `aa_n` images only (it is the slow one); the others on `n`.
+    The result is the cache's JSON: plain dicts, as `to_dict()` gives the evaluations.
     """
-    from inborn.evaluation.journal import model_fingerprint
-
     key = _eval_key(cfg, grid, model_fingerprint(model))
     if cache.exists():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
             return stored["result"]
-    parts = []
+    parts: list[Evaluation] = []
     fast = [a for a in cfg.attacks if a != "autoattack"]
     if fast:
         parts.append(evaluate(model, splits.test, attacks=fast, eps=grid, steps=cfg.steps, n=cfg.n, seed=cfg.seed,
@@ -123,30 +124,23 @@ def evaluate_model(model: torch.nn.Module, splits, cfg: NasStudyConfig, grid: li
         aa_grid = grid if cfg.aa_eps is None else sorted(cfg.aa_eps)
         parts.append(evaluate(model, splits.test, attacks=["autoattack"], eps=aa_grid, n=cfg.aa_n, seed=cfg.seed,
                               device=device, per_sample=True))
-    result = {"n": parts[0]["n"], "clean_acc": parts[0]["clean_acc"],
-              "results": [{**r, "n": p["n"]} for p in parts for r in p["results"]],
+    result = {"n": parts[0].n, "clean_acc": parts[0].clean_acc,
+              "results": [{**r.to_dict(), "n": p.n} for p in parts for r in p.results],
               "worst_case": _worst_case(parts, grid)}
-    result["parts"] = [{k: v for k, v in p.items() if k != "per_sample"} for p in parts]
+    result["parts"] = [{k: v for k, v in p.to_dict().items() if k != "per_sample"} for p in parts]
     atomic_write_json(cache, {"key": key, "result": result})
     return result
 
 
-def _worst_case(parts: list[dict[str, Any]], grid: list[float]) -> list[dict[str, Any]]:
+def _worst_case(parts: list[Evaluation], grid: list[float]) -> list[dict[str, Any]]:
     """Per ε, the share of images that are correct clean and survive every attack run at that ε,
-    over the images all those attacks ran on (every evaluation takes the head of the test split)."""
-    from inborn.evaluation.journal import unpack_flags
-
+    over the images all those attacks ran on (every evaluation takes the head of the test split):
+    evaluate's own worst case, over the fast attacks' evaluation and AutoAttack's."""
     out = []
     for e in grid:
-        at_eps = [(p, r) for p in parts for r in p["results"] if r["eps"] == e]
-        if not at_eps:
-            continue
-        n = min(p["n"] for p, _ in at_eps)
-        survived = unpack_flags(parts[0]["per_sample"]["clean"])[:, :n].clone()
-        for p, r in at_eps:
-            survived &= unpack_flags(p["per_sample"][f"{r['attack']}@{e:.6g}"])[:, :n]
-        out.append({"eps": e, "n": n, "attacks": [r["attack"] for _, r in at_eps],
-                    "robust_acc": survived.float().mean().item()})
+        w = worst_case_over(parts, e)
+        if w is not None:
+            out.append({"eps": w.eps, "n": w.n, "attacks": w.attacks, "robust_acc": w.robust_acc})
     return out
 
 
@@ -158,10 +152,10 @@ def _row(name: str, family: str, model: torch.nn.Module, shape: tuple[int, ...],
                            "aux params": count_parameters(model, include_auxiliary=True) - params,
                            "macs": count_flops(model, shape), "clean": result["clean_acc"]}
     for r in result["results"]:
-        row[f"{r['attack']}@{r['eps']:.4g}"] = r["robust_acc"]
-        row[f"hrs {r['attack']}@{r['eps']:.4g}"] = r["hrs"]
+        row[result_column(r["attack"], r["eps"])] = r["robust_acc"]
+        row[result_column(r["attack"], r["eps"], metric="hrs")] = r["hrs"]
     for w in result.get("worst_case", []):
-        row[f"worst@{w['eps']:.4g}"] = w["robust_acc"]
+        row[result_column("worst", w["eps"])] = w["robust_acc"]
     return row
 
 
@@ -215,10 +209,10 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
         rows.append(_row(name, ENSEMBLE, ens, shape, results[name]))
         ensemble_rows = _ensemble_table(rows, members, name)
 
-    attack_cols = [f"{a}@{e:.4g}" for a in cfg.attacks for e in grid]
-    attack_cols += [f"worst@{e:.4g}" for e in grid] if len(cfg.attacks) > 1 else []
+    attack_cols = [result_column(a, e) for a in cfg.attacks for e in grid]
+    attack_cols += [result_column("worst", e) for e in grid] if len(cfg.attacks) > 1 else []
     columns = ["model", "family", "params", "aux params", "macs", "clean", *attack_cols,
-               *[f"hrs {c}" for c in attack_cols if not c.startswith("worst")]]
+               *[result_column(a, e, metric="hrs") for a in cfg.attacks for e in grid]]
     write_csv(out / "table.csv", rows, columns)
     if ensemble_rows:
         write_csv(out / "ensemble.csv", ensemble_rows, list(ensemble_rows[0]))
@@ -230,7 +224,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
                                            "rows": rows, "ensemble": ensemble_rows, "findings": findings})
     _record(cells, results, db)
     main = _main_attack(cfg.attacks)
-    main_table = markdown_table(rows, ["model", "family", "clean", *[f"{main}@{e:.4g}" for e in grid]])
+    main_table = markdown_table(rows, ["model", "family", "clean", *[result_column(main, e) for e in grid]])
     return {"rows": rows, "ensemble": ensemble_rows, "findings": findings, "eps": grid, "main_table": main_table}
 
 
@@ -260,7 +254,7 @@ def _findings(rows: list[dict[str, Any]], grid: list[float], ensemble_rows: list
     attack = _main_attack(attacks)
     lines = []
     for label, e in (("smallest", grid[0]), ("largest", grid[-1])):
-        col = f"{attack}@{e:.4g}"
+        col = result_column(attack, e)
         hand = _family_mean(rows, (HAND_CRAFTED,), col)
         nas = _family_mean(rows, (PUBLISHED_NAS, RANDOM_NAS), col)
         if hand is None or nas is None:
@@ -274,7 +268,8 @@ def _findings(rows: list[dict[str, Any]], grid: list[float], ensemble_rows: list
                      f" → {verdict}.")
     if ensemble_rows:
         gain = ensemble_rows[-1]
-        parts = [f"ε={e:.4g}: {gain[f'{attack}@{e:.4g}']:+.3f}" for e in grid if f"{attack}@{e:.4g}" in gain]
+        cols = [(e, result_column(attack, e)) for e in grid]
+        parts = [f"ε={e:.4g}: {gain[col]:+.3f}" for e, col in cols if col in gain]
         lines.append(f"Ensemble gain over its mean member under {attack.upper()}: " + ", ".join(parts)
                      + f"; clean {gain['clean']:+.3f}.")
     return lines
@@ -283,7 +278,7 @@ def _findings(rows: list[dict[str, Any]], grid: list[float], ensemble_rows: list
 def _report(cfg: NasStudyConfig, grid: list[float], rows: list[dict[str, Any]], attack_cols: list[str],
             ensemble_rows: list[dict[str, Any]], findings: list[str]) -> str:
     main = _main_attack(cfg.attacks)
-    hrs_cols = [f"hrs {main}@{e:.4g}" for e in grid]
+    hrs_cols = [result_column(main, e, metric="hrs") for e in grid]
     parts = [
         "# Architecture robustness study",
         "",
@@ -321,8 +316,6 @@ def _report(cfg: NasStudyConfig, grid: list[float], rows: list[dict[str, Any]], 
 
 
 def _record(cells: list[Any], results: dict[str, dict[str, Any]], db: str | Path | None) -> None:
-    from inborn.evaluation.results import evaluation_rows
-
     rows = []
     for cell in cells:
         for part in results[cell.name]["parts"]:
