@@ -28,6 +28,7 @@ from inborn.values import (
     parse_options,
     parse_ratio,
     parse_real,
+    parse_real_list,
 )
 
 _KINDS = {"int": "a whole number", "float": "a number", "str": "a name", "bool": "true or false",
@@ -37,7 +38,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), 
 # Flag text to value, by the field's `parse` metadata.
 _TEXT_PARSERS: dict[str, Callable[[Any], Any]] = {
     "eps": parse_eps, "eps_list": parse_eps_list, "names": parse_names, "int_list": parse_int_list,
-    "options": parse_options, "ratio": parse_ratio,
+    "options": parse_options, "ratio": parse_ratio, "real_list": parse_real_list,
 }
 
 
@@ -74,7 +75,10 @@ class Setting:
     def from_text(self, text: Any) -> Any:
         """A flag's text as a value (ε as `8/255`, lists, KEY=VALUE options, numbers), checked."""
         parser = _TEXT_PARSERS.get(self.parse or "")
-        value = parser(text) if parser is not None else text
+        if self.parse == "real_list":
+            value = parse_real_list(text, self.flag, **self.bounds)
+        else:
+            value = parser(text) if parser is not None else text
         self.check(value, self.flag)
         return value
 
@@ -119,6 +123,11 @@ class Setting:
             for v in value:
                 if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
                     raise InbornError(f"{what} must hold finite numbers >= 0, got {v!r}")
+        if self.kind == "list" and self.parse == "real_list":
+            for v in value:
+                if isinstance(v, bool):
+                    raise InbornError(f"{what} must hold numbers, got {v!r}")
+                parse_real(v, what, **self.bounds)
 
 
 def _annotation(f: Field) -> tuple[str, bool]:

@@ -64,6 +64,14 @@ def range_text(low: float | None, high: float | None, low_open: bool, high_open:
     return "a finite number"
 
 
+def parse_real_list(text: str, what: str = "value", **bounds: Any) -> list[float]:
+    """Comma-separated finite numbers (fractions allowed) within `bounds` (see parse_real)."""
+    values = [parse_real(t, what, **bounds) for t in parse_names(text)]
+    if not values:
+        raise InbornError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
 def parse_ratio(text: str | float, what: str = "keep ratio") -> float:
     """A ratio in (0, 1], written as a decimal or a fraction (`0.3`, `3/7`)."""
     return parse_real(text, what, low=0, high=1, low_open=True)

@@ -4,6 +4,7 @@ figure and a markdown report, atomically, into one directory."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import torch
 import torch.nn as nn
 
 from inborn.analysis.plots import plot_r2s, plot_transfer_heatmap
-from inborn.analysis.r2s import best_ticket
+from inborn.analysis.r2s import best_ticket, evaluate_r2s, single_ticket_robustness
+from inborn.analysis.r2s_config import R2SSettings
 from inborn.evaluation.evaluate import evaluate
 from inborn.io import atomic_write_json
+from inborn.masks.family import TicketFamily
 from inborn.tables import markdown_table, write_csv
 
 
@@ -46,6 +49,22 @@ def write_transfer_report(result: dict[str, Any], out: Path, *, figure: str = "t
         f"Files: `table.csv`, `transfer.json`, `{figure}`.", "",
     ])
     return {"rows": rows, "report": report, "main_table": main}
+
+
+def r2s_evaluation(family: TicketFamily, test: tuple[torch.Tensor, torch.Tensor],
+                   val: tuple[torch.Tensor, torch.Tensor] | None, *, eps: float, settings: R2SSettings,
+                   references: Sequence[tuple[str, nn.Module]] = (), progress: bool = False,
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What `inborn r2s` and the studies report: the switch under every protocol of `settings`, each
+    ticket alone (the best chosen on `val`), and reference models under white-box PGD, on the same
+    test images. Returns the R2S result (with its `tickets`) and the reference rows."""
+    x, y = test
+    result = evaluate_r2s(family, x, y, settings, eps=eps, progress=progress)
+    result["tickets"] = single_ticket_robustness(family, x, y, eps=eps, steps=settings.steps,
+                                                 batch_size=settings.batch_size, val=val)
+    rows = [white_box_reference(name, model, x, y, eps=eps, steps=settings.steps, batch_size=settings.batch_size)
+            for name, model in references]
+    return result, rows
 
 
 def white_box_reference(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,

@@ -12,59 +12,24 @@ mean ± std, and the figure to cite is the minimum over the adaptive protocols.
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from inborn.analysis.r2s_config import ADAPTIVE, R2SSettings, r2s_settings
 from inborn.attacks import Attack, build_attack
 from inborn.defenses import ExpectedTickets, RandomSwitch, SingleTicket
 from inborn.errors import InbornError
 from inborn.evaluation.evaluate import attack_batches, classify
 from inborn.masks.family import TicketFamily
-from inborn.settings import check_keys, check_values, setting
 
-PROTOCOLS = ("paper", "eot", "expectation", "autoattack-rand")
-ADAPTIVE = ("eot", "expectation", "autoattack-rand")
 # The attack of each gradient protocol. Each takes build_attack's default step, ε/4: the step
 # `evaluate` takes when EvalSettings.step_size is None.
 _ATTACK_OF = {"paper": "pgd", "eot": "eot-pgd", "expectation": "pgd"}
-
-
-@dataclass(frozen=True)
-class R2SSettings:
-    """Every setting of an R2S evaluation, with one default each (the command line's flags and the
-    studies' presets derive from these fields). `n` is for the caller, which takes that many test
-    images; `evaluate_r2s` scores the points it is given."""
-
-    protocols: list[str] = setting(factory=lambda: list(PROTOCOLS), flag="--protocol", parse="names",
-                                   help="comma-separated: " + ", ".join(PROTOCOLS))
-    repeats: int = setting(5, "repeats of every protocol, each with a fresh switch (mean ± std)", low=1)
-    eot_samples: int = setting(10, "samples per step for the eot protocol", flag="--eot", low=1)
-    granularity: str = setting("batch", "how often the switch draws a ticket: per batch or per sample",
-                               choices=("batch", "sample"))
-    probs: list[float] | None = setting(None, "comma-separated switch probabilities, one per ticket (default "
-                                              "uniform)", parse="real_list", low=0, high=1)
-    steps: int = setting(20, "attack steps", low=1)
-    n: int = setting(500, "test images to use", low=1)
-    batch_size: int = setting(256, "batch size of the attacks and classifications", low=1)
-    seed: int = setting(0, "seed of the switches and attacks")
-
-
-def r2s_settings(settings: R2SSettings | None = None, **overrides: Any) -> R2SSettings:
-    """`settings` (default: R2SSettings()) with `overrides` by field name, checked: one-line errors."""
-    check_keys(R2SSettings, overrides, "r2s setting")
-    s = dataclasses.replace(settings or R2SSettings(), **overrides)
-    check_values(s)
-    unknown = [p for p in s.protocols if p not in PROTOCOLS]
-    if unknown:
-        raise InbornError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
-    return s
 
 
 def evaluate_r2s(family: TicketFamily, x: torch.Tensor, y: torch.Tensor, settings: R2SSettings | None = None, *,

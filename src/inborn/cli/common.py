@@ -50,14 +50,6 @@ def parse_ratio_list(text: str, what: str = "keep ratio") -> list[float]:
     return values
 
 
-def parse_real_list(text: str, what: str = "value", **bounds: Any) -> list[float]:
-    """Comma-separated finite numbers (fractions allowed) within `bounds` (see values.parse_real)."""
-    values = [parse_real(t, what, **bounds) for t in parse_names(text)]
-    if not values:
-        raise InbornError(f"expected comma-separated numbers, got {text!r}")
-    return values
-
-
 def throwaway(name: str) -> tuple[Path, Path]:
     """A `--smoke` run's directory `name` and its results database, in a new temporary directory
     (never --out, never the user's database)."""

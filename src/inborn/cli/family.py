@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from inborn.cli.common import count_arg, int_arg, parse_ratio_list, parse_real_list, throwaway
+from inborn.analysis.r2s_config import R2SSettings, r2s_settings
+from inborn.cli.common import count_arg, int_arg, parse_ratio_list, throwaway
+from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.values import parse_eps, parse_names
 
@@ -28,25 +30,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("r2s", help="evaluate the Random RST Switch under every protocol")
     p.add_argument("family", help="a family directory made by inborn family")
-    p.add_argument("--protocol", default="paper,eot,expectation,autoattack-rand",
-                   help="comma-separated: paper, eot, expectation, autoattack-rand")
-    p.add_argument("--repeats", type=count_arg, default=5)
-    p.add_argument("--eot", type=count_arg, default=10, help="samples per step for the eot protocol")
-    p.add_argument("--granularity", choices=["batch", "sample"], default="batch")
-    p.add_argument("--probs", help="comma-separated switch probabilities, one per ticket (default uniform)")
+    add_setting_flags(p, R2SSettings, show_defaults=True)  # one set of defaults with the studies
     p.add_argument("--baseline", help="a run (e.g. dense PGD-AT of the same architecture) to report beside")
-    _eval_arguments(p)
+    _where_arguments(p)
     p.set_defaults(func=cmd_r2s)
 
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--eps", help="ε in pixel units (default: the family's)")
     p.add_argument("--steps", type=count_arg, default=20)
     p.add_argument("--n", type=count_arg, default=500, help="test images to use (default 500)")
     p.add_argument("--batch-size", type=count_arg, default=256)
     p.add_argument("--seed", type=int_arg, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
+    _where_arguments(p)
 
 
 def cmd_family(args: argparse.Namespace) -> int:
@@ -86,23 +81,25 @@ def cmd_family(args: argparse.Namespace) -> int:
     return 0
 
 
-def _family_and_data(args: argparse.Namespace):
-    """The family, its test images and its validation images (the same first N of each)."""
-    from inborn.data import load_data
+def _where_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eps", help="ε in pixel units (default: the family's)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _family_and_data(args: argparse.Namespace, n: int):
+    """The family, its first `n` test images and validation images, its ε and its config."""
     from inborn.device import resolve_device
-    from inborn.runs import load_family
+    from inborn.runs import load_family, load_run_data
+    from inborn.runs.data import eval_heads
     from inborn.store import RunDir
 
     doc = RunDir(args.family).read_config()
     device = resolve_device(args.device)
     family = load_family(args.family, device)
-    cfg = doc["config"]
-    eps = parse_eps(args.eps) if args.eps else cfg.get("eps")
-    splits = load_data(cfg["data"], cfg.get("data_dir"), val_fraction=cfg.get("val_fraction", 0.1),
-                       seed=cfg.get("seed", 0))
-    x, y = splits.test.head(args.n).tensors(device)
-    val = splits.val.head(args.n).tensors(device) if len(splits.val) else None
-    return family, x, y, val, eps, doc
+    eps = parse_eps(args.eps) if args.eps else doc["config"].get("eps")
+    test, val = eval_heads(load_run_data(doc), n, device)
+    return family, test, val, eps, doc
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -110,7 +107,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from inborn.analysis.transfer import transfer_matrix
     from inborn.io import atomic_write_text
 
-    family, x, y, _, eps, doc = _family_and_data(args)
+    family, (x, y), _, eps, doc = _family_and_data(args, args.n)
     result = transfer_matrix(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                              progress=not args.quiet)
     out = Path(args.family)
@@ -125,42 +122,26 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_r2s(args: argparse.Namespace) -> int:
-    from inborn.analysis.family_report import white_box_reference, write_r2s_report
-    from inborn.analysis.r2s import PROTOCOLS, evaluate_r2s, single_ticket_robustness
+    import inborn
+    from inborn.analysis.family_report import r2s_evaluation, write_r2s_report
     from inborn.io import atomic_write_text
+    from inborn.store import RunDir
 
-    protocols = parse_names(args.protocol)
-    for p in protocols:
-        if p not in PROTOCOLS:
-            raise InbornError(f"unknown protocol {p!r}; known: {', '.join(PROTOCOLS)}")
-    probs = parse_real_list(args.probs, "a switch probability", low=0, high=1) if args.probs else None
-    if probs is not None and sum(probs) <= 0:
-        raise InbornError(f"--probs must not all be 0, got {args.probs!r}")
-    family, x, y, val, eps, doc = _family_and_data(args)
-    if probs is not None and len(probs) != len(family):
-        raise InbornError(f"--probs gives {len(probs)} probabilities for a family of {len(family)} tickets")
-    baseline_doc = None
+    settings = r2s_settings(**given_settings(args, R2SSettings))  # the studies' defaults too
+    family, test, val, eps, doc = _family_and_data(args, settings.n)
+    if settings.probs is not None and len(settings.probs) != len(family):
+        raise InbornError(f"--probs gives {len(settings.probs)} probabilities for a family of {len(family)} tickets")
+    references = []
     if args.baseline:
-        from inborn.store import RunDir
-
         baseline_doc = RunDir(args.baseline).read_config()
         if baseline_doc["config"].get("data") != doc["config"].get("data"):
             raise InbornError(f"--baseline {args.baseline!r} was trained on {baseline_doc['config'].get('data')!r}, "
                               f"the family on {doc['config'].get('data')!r}: use a run on the same data set")
-    result = evaluate_r2s(family, x, y, eps=eps, protocols=protocols, repeats=args.repeats, steps=args.steps,
-                          eot_samples=args.eot, granularity=args.granularity, probs=probs,
-                          batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
-    result["tickets"] = single_ticket_robustness(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size,
-                                                 val=val)
-    references = []
-    if args.baseline:
-        import inborn
-
-        model = inborn.load(args.baseline, device=x.device)
-        references.append(white_box_reference(f"baseline {Path(args.baseline).name}", model, x, y, eps=eps,
-                                              steps=args.steps, batch_size=args.batch_size))
+        references.append((f"baseline {Path(args.baseline).name}", inborn.load(args.baseline, device=test[0].device)))
+    result, rows = r2s_evaluation(family, test, val, eps=eps, settings=settings, references=references,
+                                  progress=not args.quiet)
     out = Path(args.family)
-    report = write_r2s_report(result, out, references=references, figure="r2s.png", context=_context(doc),
+    report = write_r2s_report(result, out, references=rows, figure="r2s.png", context=_context(doc),
                               title=f"Random RST Switch: {doc['model']['arch']} on {doc['config']['data']}",
                               extra_figures=("transfer.png",))
     atomic_write_text(out / "r2s.md", report["report"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from inborn.data import DataSplits, load_data
 
 
@@ -20,3 +22,13 @@ def run_eps(doc: dict[str, Any], splits: DataSplits) -> float:
     of members with different ε)."""
     eps = doc["config"].get("eps")
     return float(eps) if eps is not None else splits.info.default_eps
+
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def eval_heads(splits: DataSplits, n: int, device: torch.device | str) -> tuple[Pair, Pair | None]:
+    """The first `n` test images and the first `n` validation images (None without a validation
+    split), on `device`: what a family's transfer matrix and R2S evaluation run on."""
+    val = splits.val.head(n).tensors(device) if len(splits.val) else None
+    return splits.test.head(n).tensors(device), val

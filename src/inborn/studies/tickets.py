@@ -17,11 +17,12 @@ accuracy, and the best ticket of a study is the value with the best validation r
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.evaluation.results import ResultView
 from inborn.io import atomic_write
 from inborn.settings import with_dotted
 from inborn.store import RunDir
@@ -223,8 +224,8 @@ def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, An
     return rows, list(dict.fromkeys(k for r in rows for k in r))
 
 
-@dataclass(frozen=True)
-class Selection:
+@dataclass(frozen=True, eq=False)  # equality is the view's: the same dict, the same selection
+class Selection(ResultView):
     """The best ticket chosen on validation robust accuracy (mean over seeds): its value of the
     varied setting, validation and test robust accuracy, and its ratio to dense PGD-AT; the one
     chosen on test beside it, for the record only (optimistic)."""
@@ -238,9 +239,12 @@ class Selection:
     ratio: float | None = None
     test_ratio: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-@dataclass
-class TicketStudy:
+
+@dataclass(eq=False)
+class TicketStudy(ResultView):
     """A ticket study's results: the table's rows (and the dense baseline's), the report and its main
     table, the selection, and the measured series per value and model."""
 
@@ -251,6 +255,9 @@ class TicketStudy:
     selection: Selection
     table: dict[Any, dict[str, Series]]
     dense: Series
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> Selection:
