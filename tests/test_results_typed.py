@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 
 import inborn.evaluation.evaluate as engine
-from inborn.analysis.r2s import PROTOCOLS, R2SSettings, evaluate_r2s
+from inborn.analysis.r2s import evaluate_r2s
+from inborn.analysis.r2s_config import PROTOCOLS, R2SSettings
 from inborn.attacks import ATTACKS, PGD, Attack, AttackReport, AutoAttack
 from inborn.data import load_data
 from inborn.errors import InbornError
