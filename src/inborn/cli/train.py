@@ -87,16 +87,16 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
         assert cfg is not None
         _check_names(cfg)
         summary = train(cfg, args.out, db=db, progress=not args.quiet)
-    t = summary["test"]
+    t = summary.test
     print(f"run: {args.out}")
-    print(f"test ({t['n']} images): clean {t['clean_acc']:.4f} | {t['attack']} at ε={summary['eps']:.4g}: "
-          f"{t['robust_acc']:.4f} | HRS {t['hrs']:.4f} | selected epoch {summary['best_epoch'] + 1} "
-          f"on {summary['selected_on']}")
-    if "reference_protocol" in summary:
-        r = summary["reference_protocol"]
+    print(f"test ({t.n} images): clean {t.clean_acc:.4f} | {t.attack} at ε={summary.eps:.4g}: "
+          f"{t.robust_acc:.4f} | HRS {t.hrs:.4f} | selected epoch {summary.best_epoch + 1} "
+          f"on {summary.selected_on}")
+    if summary.reference_protocol is not None:
+        r = summary.reference_protocol
         print(f"reference protocol (selected on TEST, optimistic): {r['robust_acc']:.4f} at epoch {r['epoch'] + 1}")
-    if "ticket" in summary:
-        k = summary["ticket"]
+    if summary.ticket is not None:
+        k = summary.ticket
         print(f"ticket: {k['kept']:,} of {k['maskable']:,} maskable weights kept ({k['kept'] / k['maskable']:.4f}), "
               f"pattern {k['pattern']}, init {k['init']}, weight seed {k['weight_seed']}")
     return 0
@@ -127,10 +127,10 @@ def _smoke(args: argparse.Namespace, cfg: TrainConfig) -> int:
         where, smoke_db = throwaway("run")
         db = ResultsDB(smoke_db)
     summary = train(cfg, where, db=db, progress=not args.quiet)
-    t = summary["test"]
+    t = summary.test
     print(f"smoke run (throwaway): {where}")
-    print(f"test ({t['n']} images): clean {t['clean_acc']:.4f} | {t['attack']} at ε={summary['eps']:.4g}: "
-          f"{t['robust_acc']:.4f} (a smoke run's figures mean nothing)")
-    for line in smoke_lines(summary["smoke"]):
+    print(f"test ({t.n} images): clean {t.clean_acc:.4f} | {t.attack} at ε={summary.eps:.4g}: "
+          f"{t.robust_acc:.4f} (a smoke run's figures mean nothing)")
+    for line in smoke_lines(summary.smoke):
         print(line)
     return 0

@@ -57,7 +57,6 @@ def search_family(settings: Layer | Sequence[Layer], keep_ratios: Sequence[float
             continue
         say(f"ticket keep={keep:g}: searching into {member}")
         resume = run.file(RunDir.CHECKPOINT).exists()
-        t = train(None if resume else cfg, member, resume=resume, db=db, progress=progress)["test"]
-        say(f"ticket keep={keep:g}: test ({t['n']} images) clean {t['clean_acc']:.4f} | {t['attack']} "
-            f"{t['robust_acc']:.4f}")
+        t = train(None if resume else cfg, member, resume=resume, db=db, progress=progress).test
+        say(f"ticket keep={keep:g}: test ({t.n} images) clean {t.clean_acc:.4f} | {t.attack} {t.robust_acc:.4f}")
     return build_family(members, out)

@@ -43,7 +43,7 @@ from inborn.train.config import TRAIN_KINDS, TrainConfig
 from inborn.train.curves import write_curves
 from inborn.train.resolve import resolve_config
 from inborn.train.schedules import learning_rate
-from inborn.train.selection import NO_VALIDATION, finish, robust_on_test, validate
+from inborn.train.selection import NO_VALIDATION, RunSummary, finish, robust_on_test, validate
 from inborn.train.setup import initial_model
 from inborn.train.smoke import projection, smoke_setup
 
@@ -103,8 +103,9 @@ def train(
     resume: bool = False,
     db: ResultsDB | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Train a model as `cfg` says into the run directory `out`; returns the run's summary.
+) -> RunSummary:
+    """Train a model as `cfg` says into the run directory `out`; returns the run's summary (what
+    `summary.json` holds: `summary.test.robust_acc`, or as a dict, `summary["test"]["robust_acc"]`).
 
     `cfg` is resolved first (inborn.train.resolve: the data set's recipe fills what it leaves
     None), so a Python call makes the run the command line makes; the caller's object is never
@@ -146,7 +147,7 @@ def _stored_config(run: RunDir) -> TrainConfig:
 
 
 def _train_recorded(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
-                    progress: bool) -> dict[str, Any]:
+                    progress: bool) -> RunSummary:
     """`_train`, with the run's database row marked on the way out: `interrupted` (Ctrl-C, SIGTERM)
     or `failed` (any error), never left `running`. A SIGKILL cannot be caught: `inborn runs`
     repairs such a row when it next sees it (inborn.store.status)."""
@@ -161,7 +162,7 @@ def _train_recorded(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume
 
 
 def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, db: ResultsDB,
-           progress: bool) -> dict[str, Any]:
+           progress: bool) -> RunSummary:
     device = distributed.init_from_env(resolve_device(cfg.device))
     main = distributed.is_main()
     progress = progress and main
@@ -212,16 +213,15 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
                 tqdm.write(_epoch_line(record, cfg.epochs))
         distributed.barrier()
 
-    summary: dict[str, Any] | None = None
+    summary: RunSummary | None = None
     if main:
         t_test = time.time()
         summary, test_result = finish(run, cfg, spec, splits, best, history, device, progress)
         if smoke_full is not None:
             train_seconds = sum(h["seconds"] for h in history)
-            summary["smoke"] = projection(smoke_full, splits, history,
-                                          train_seconds + eval_seconds + time.time() - t_test)
-            run.write_summary(summary)
-        db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary)
+            summary.smoke = projection(smoke_full, splits, history, train_seconds + eval_seconds + time.time() - t_test)
+            run.write_summary(summary.to_dict())
+        db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary.to_dict())
         db.add_results(evaluation_rows(test_result, run.path, "test"))
     return distributed.broadcast_object(summary)  # the same summary on every rank
 

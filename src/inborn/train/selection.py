@@ -3,6 +3,7 @@ checkpoint that a run's summary reports."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ import torch.nn as nn
 
 from inborn.data import DataSplits
 from inborn.evaluation.evaluate import evaluate
+from inborn.evaluation.results import Evaluation, ResultView
 from inborn.masks import mask_stats, reuse_masks
 from inborn.masks.ticket import is_supermask
 from inborn.runs import load
@@ -17,6 +19,47 @@ from inborn.store import RunDir
 from inborn.train.config import TrainConfig
 
 NO_VALIDATION = "no validation split: no selection is possible, so the last epoch is the one tested"
+
+
+@dataclass(frozen=True, eq=False)  # equality is the view's: the same dict, the same figures
+class TestFigures(ResultView):
+    """The one test of the selected checkpoint: clean and robust accuracy, and the HRS."""
+
+    n: int
+    clean_acc: float
+    attack: str
+    robust_acc: float
+    hrs: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(eq=False)
+class RunSummary(ResultView):
+    """What a training run reports (`summary.json`, the database's row, `train`'s return): `to_dict()`
+    is the file's content, with the optional parts only where the run has them."""
+
+    kind: str
+    arch: str
+    data: str
+    adv: str
+    eps: float
+    epochs: int
+    best_epoch: int
+    selected_on: str
+    test: TestFigures
+    train_seconds: float
+    reference_protocol: dict[str, Any] | None = None  # the RST reference's protocol: selected on test
+    ticket: dict[str, Any] | None = None  # a ticket's settings and kept weights
+    finetune: dict[str, Any] | None = None
+    warning: str | None = None
+    smoke: dict[str, Any] | None = None  # a smoke run's measured and projected times
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["test"] = self.test.to_dict()
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float) -> dict[str, Any]:
@@ -45,32 +88,28 @@ def robust_on_test(model: nn.Module, splits: DataSplits, cfg: TrainConfig) -> fl
 
 def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSplits, best: dict[str, Any],
            history: list[dict[str, Any]], device: torch.device, progress: bool,
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
+           ) -> tuple[RunSummary, Evaluation]:
     """Test the selected checkpoint once (PGD at the run's ε), write the summary; return it
     and the test evaluation."""
     model = load(run.path, device=device)
     res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
                    seed=0, progress=progress, journal=run.file("test.journal.json"))
-    row = res["results"][0]
-    summary = {
-        "kind": cfg.kind, "arch": cfg.arch, "data": cfg.data, "adv": cfg.adv, "eps": cfg.eps,
-        "epochs": cfg.epochs, "best_epoch": best["epoch"], "selected_on": history[-1]["select_on"],
-        "test": {"n": res["n"], "clean_acc": res["clean_acc"], "attack": f"pgd-{cfg.test_attack_steps}",
-                 "robust_acc": row["robust_acc"], "hrs": row["hrs"]},
-        "train_seconds": sum(h["seconds"] for h in history),
-    }
+    row = res.results[0]
+    test = TestFigures(res.n, res.clean_acc, f"pgd-{cfg.test_attack_steps}", row.robust_acc, row.hrs)
+    summary = RunSummary(cfg.kind, cfg.arch, cfg.data, cfg.adv, cfg.eps, cfg.epochs, best["epoch"],
+                         history[-1]["select_on"], test, sum(h["seconds"] for h in history))
     if cfg.test_every_epoch:
         top = max(history, key=lambda h: h["test_robust_acc"])
-        summary["reference_protocol"] = {
+        summary.reference_protocol = {
             "note": "best epoch chosen on TEST robust accuracy, as the RST reference did: optimistic",
             "epoch": top["epoch"], "robust_acc": top["test_robust_acc"],
         }
     if is_supermask(model):
         stats = mask_stats(model)
-        summary["ticket"] = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"]}
+        summary.ticket = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"]}
     if cfg.finetune is not None:
-        summary["finetune"] = cfg.finetune.to_dict()
-    if summary["selected_on"] == "last_epoch":
-        summary["warning"] = NO_VALIDATION
-    run.write_summary(summary)
+        summary.finetune = cfg.finetune.to_dict()
+    if summary.selected_on == "last_epoch":
+        summary.warning = NO_VALIDATION
+    run.write_summary(summary.to_dict())
     return summary, res
