@@ -116,3 +116,19 @@ def test_to_supermask_takes_the_tickets_config_as_its_keywords_did():
         assert torch.equal(a, b)
     with pytest.raises(InbornError, match="unknown ticket settings: sparsity"):
         to_supermask(net(), 0.3, sparsity=2)
+
+
+def test_a_study_cell_written_with_the_recipe_in_its_config_is_still_the_same_cell(tmp_path):
+    # Before the resolver, a NAS study wrote the data set's recipe into every cell's config: such a
+    # directory is still this study's cell (it resolves to the same run), one with another lr is not.
+    from inborn.sweep.cells import Cell, check_cell
+
+    config = {"data": "digits", "arch": "fc", "epochs": 1, "adv": "none", "seed": 0, "width": 0.25}
+    cell = Cell(name="fc", kind="train", config=config, out=tmp_path / "fc")
+    cell.out.mkdir()
+    old = {**cell.spec(), "config": {**recipe_defaults("digits", "none"), **config}}
+    (cell.out / "cell.json").write_text(json.dumps(old))
+    check_cell(cell)
+    (cell.out / "cell.json").write_text(json.dumps({**old, "config": {**old["config"], "lr": 0.5}}))
+    with pytest.raises(InbornError, match="other settings"):
+        check_cell(cell)
