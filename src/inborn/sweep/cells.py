@@ -23,7 +23,6 @@ from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.models.registry import model_entry
 from inborn.store import ResultsDB, RunDir
-from inborn.store.run_dir import RunDir as _Run
 from inborn.sweep import grid as grid_mod
 from inborn.train.config import TRAIN_KINDS, TrainConfig, kind_of
 from inborn.train.resolve import resolve_config
@@ -94,7 +93,7 @@ def plan_cells(base_config: str | Path, specs: list[str], out: str | Path) -> li
         finetune = config.get("finetune") or {}
         if cell_kind == "finetune" and isinstance(finetune.get("ticket"), str):
             try:  # a sweep's tickets exist before it starts (a study's are made by its earlier cells)
-                if "supermask" not in _Run(finetune["ticket"]).read_config()["model"]:
+                if "supermask" not in RunDir(finetune["ticket"]).read_config()["model"]:
                     raise InbornError(f"{finetune['ticket']!r} is not a ticket (made by inborn search)")
             except InbornError as e:
                 raise InbornError(f"cell {name!r}: {e}") from e
@@ -107,9 +106,9 @@ def check_settings(config: dict[str, Any], name: str) -> None:
     (data set, model, mask pattern, weight init). Unknown names and bad values fail here, once,
     in the parent, before any worker starts or any directory is made."""
     try:
-        finetune = config.get("finetune")
-        ticket_made = not isinstance(finetune, dict) or _Run(str(finetune.get("ticket"))).file(_Run.CONFIG).is_file()
         # A study's fine-tuning cells start from tickets its earlier cells make: those inherit later.
+        finetune = config.get("finetune")
+        ticket_made = not isinstance(finetune, dict) or RunDir(str(finetune.get("ticket"))).file(RunDir.CONFIG).exists()
         cfg = resolve_config(config) if ticket_made else TrainConfig.from_dict(config).validate()
         dataset_entry(cfg.data)
         model_entry(cfg.arch)
