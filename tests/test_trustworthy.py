@@ -51,6 +51,15 @@ def test_randomness_is_detected(digits_model, family):
     assert not evaluate(model, (x, x.new_zeros(len(x)).long()), attacks=[], eps=[])["randomised"]
 
 
+def test_a_skewed_switch_is_evaluated_as_randomised_with_a_spread(digits_model, family):
+    # Batch-wise at (0.9, 0.05, 0.05), the switch draws ticket 0 at all 8 forwards of the probe (seed
+    # 0) and passed for deterministic: early stop, one draw. It declares itself now.
+    _, x, y = digits_model
+    switch = RandomSwitch(family[1], "batch", probs=[0.9, 0.05, 0.05]).eval()
+    res = evaluate(switch, (x[:64], y[:64]), attacks=["pgd"], eps=[0.1], steps=3, repeats=8, eot_samples=2)
+    assert res["randomised"] and res["repeats"] == 8 and "randomised model" in res["warnings"][0]
+
+
 def test_a_randomised_model_gets_no_early_stop_and_is_not_above_eot(digits_model):
     model, x, y = digits_model
     noisy = _Noisy(model).eval()

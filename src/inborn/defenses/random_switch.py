@@ -30,6 +30,10 @@ def _check_probs(probs: Sequence[float] | None, n: int) -> torch.Tensor:
 class RandomSwitch(nn.Module):
     """Draws a ticket per batch or per sample at every forward (eval-mode BatchNorm)."""
 
+    # Declared, so that the evaluator never relies on its probe to see it: a skewed switch can draw
+    # the same ticket at every probing forward and pass for a deterministic model.
+    randomised = True
+
     def __init__(self, family: TicketFamily, granularity: str = "batch", probs: Sequence[float] | None = None,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
