@@ -18,11 +18,12 @@ from inborn.errors import InbornError
 
 
 class ResultView(Mapping[str, Any]):
-    """The compatibility view of a result: read-only, the dict `to_dict()` gives (`r["hrs"]`,
-    `r.get("warnings", [])`, `{**r}`, `r == {...}`)."""
+    """The compatibility view of a result dataclass: read-only, the dict `to_dict()` gives
+    (`r["hrs"]`, `r.get("warnings", [])`, `{**r}`, `r == {...}`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The dataclass's fields by name; a result whose file nests or omits fields overrides it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

@@ -17,7 +17,7 @@ accuracy, and the best ticket of a study is the value with the best validation r
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -239,9 +239,6 @@ class Selection(ResultView):
     ratio: float | None = None
     test_ratio: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 @dataclass(eq=False)
 class TicketStudy(ResultView):
@@ -255,9 +252,6 @@ class TicketStudy(ResultView):
     selection: Selection
     table: dict[Any, dict[str, Series]]
     dense: Series
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> Selection:

@@ -3,7 +3,7 @@ checkpoint that a run's summary reports."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,9 +31,6 @@ class TestFigures(ResultView):
     robust_acc: float
     hrs: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 @dataclass(eq=False)
 class RunSummary(ResultView):
@@ -57,7 +54,7 @@ class RunSummary(ResultView):
     smoke: dict[str, Any] | None = None  # a smoke run's measured and projected times
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = super().to_dict()
         out["test"] = self.test.to_dict()
         return {k: v for k, v in out.items() if v is not None}
 
