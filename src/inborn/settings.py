@@ -4,7 +4,8 @@ This module is the only reader of that metadata. The command line builds its fla
 `settings_of(cls)` (inborn.cli.settings), sweep grids type their values with `setting_at`, YAML
 configs and presets go through `coerce` and `check_values`; none of them rewrites a setting by hand.
 
-Metadata keys: `help`; `flag` (the flag's name when not `--field-name`); `choices`; `parse` (how
+Metadata keys: `help`; `flag` (the flag's name when not `--field-name`); `choices` (the values a
+setting takes, checked with its type); `parse` (how
 text becomes a value: `eps`, `eps_list`, `names`, `int_list`, `options`, `ratio`); `cli` (False: no
 flag); `nested` (the settings dataclass of a mapping setting, e.g. a ticket's); `low` / `high` (the
 bounds of a number, inclusive unless `low_open` / `high_open`).
@@ -38,7 +39,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), 
 # Flag text to value, by the field's `parse` metadata.
 _TEXT_PARSERS: dict[str, Callable[[Any], Any]] = {
     "eps": parse_eps, "eps_list": parse_eps_list, "names": parse_names, "int_list": parse_int_list,
-    "options": parse_options, "ratio": parse_ratio, "real_list": parse_real_list,
+    "options": parse_options, "ratio": parse_ratio,
 }
 
 
@@ -74,10 +75,10 @@ class Setting:
 
     def from_text(self, text: Any) -> Any:
         """A flag's text as a value (ε as `8/255`, lists, KEY=VALUE options, numbers), checked."""
-        parser = _TEXT_PARSERS.get(self.parse or "")
-        if self.parse == "real_list":
+        if self.parse == "real_list":  # its bounds name the flag in the error
             value = parse_real_list(text, self.flag, **self.bounds)
         else:
+            parser = _TEXT_PARSERS.get(self.parse or "")
             value = parser(text) if parser is not None else text
         self.check(value, self.flag)
         return value
@@ -117,6 +118,8 @@ class Setting:
               "list": isinstance(value, list | tuple), "dict": isinstance(value, dict)}.get(self.kind, True)
         if not ok:
             raise InbornError(f"{what} must be {_KINDS[self.kind]}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise InbornError(f"unknown {what} {value!r}; known: {', '.join(self.choices)}")
         if self.kind in ("int", "float"):  # finite, within the bounds: the flags' own check
             parse_real(value, what, **self.bounds)
         if self.kind == "list" and self.parse in ("eps_list", "int_list"):
@@ -216,11 +219,6 @@ def parsed_mapping(cls: type, d: dict[str, Any]) -> dict[str, Any]:
 def to_mapping(obj: Any) -> dict[str, Any]:
     """A settings dataclass as plain data (nested settings as mappings), as YAML files hold it."""
     return dataclasses.asdict(obj)
-
-
-def check_value(f: Field, value: Any, what: str) -> None:
-    """One field's value against its type and bounds (see `Setting.check`)."""
-    _setting(f).check(value, what)
 
 
 def check_values(obj: Any, what: str = "") -> None:

@@ -39,8 +39,6 @@ class SupermaskConfig:
         check_pattern(self.pattern, self.keep_ratio)
         if self.init not in INITS:
             raise InbornError(f"unknown weight init {self.init!r}; known: {', '.join(INITS)}")
-        if self.scope not in SCOPES:
-            raise InbornError(f"unknown mask scope {self.scope!r}; known: {', '.join(SCOPES)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig
-from inborn.settings import check_keys, check_values, from_mapping, setting, settings_of
+from inborn.settings import check_keys, check_values, from_mapping, setting
 from inborn.train.schedules import SCHEDULES
 
 # The kinds of run the training loop makes (`inborn train`, `search`, `finetune`), any of which
@@ -35,13 +35,9 @@ class FinetuneConfig:
     mask: str = setting("ticket", "the ticket's mask, or a random one of the same size", choices=MASK_MODES)
 
     def validate(self) -> FinetuneConfig:
-        check_values(self, "finetune.")
+        check_values(self, "finetune.")  # weights and mask among their choices too
         if not self.ticket:
             raise InbornError("fine-tuning needs finetune.ticket: the run directory of a ticket")
-        if self.weights not in WEIGHT_MODES:
-            raise InbornError(f"unknown finetune weights {self.weights!r}; known: {', '.join(WEIGHT_MODES)}")
-        if self.mask not in MASK_MODES:
-            raise InbornError(f"unknown finetune mask {self.mask!r}; known: {', '.join(MASK_MODES)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,16 +129,12 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Every setting's type, finiteness and range (from the fields' metadata), then the rules
         between settings; a config from flags, YAML, a preset or a sweep cell passes here."""
-        check_values(self)  # the numbers' bounds live in the fields' metadata, checked once there
+        check_values(self)  # bounds and choices live in the fields' metadata, checked once there
         for key in ("data", "arch"):
             if not getattr(self, key).strip():
                 raise InbornError(f"{key} must name a {'data set' if key == 'data' else 'model'}, got ''")
-        if self.schedule is not None and self.schedule not in SCHEDULES:
-            raise InbornError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         if self.adv is not None and self.adv not in ADV_METHODS:
             raise InbornError(f"unknown adversarial method {self.adv!r}; known: {', '.join(ADV_METHODS)}")
-        if self.adv_mode not in ADV_MODES:
-            raise InbornError(f"adv_mode must be train or eval, got {self.adv_mode!r}")
         if self.ticket is not None:
             self.ticket.validate()
         if self.from_run and self.ticket is None:
@@ -154,7 +146,7 @@ class TrainConfig:
     @property
     def resolved(self) -> bool:
         """Every setting the resolver fills is set (see inborn.train.resolve)."""
-        return all(getattr(self, s.name) is not None for s in settings_of(self) if s.name in RESOLVED)
+        return all(getattr(self, name) is not None for name in RESOLVED)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,9 +163,7 @@ class TrainConfig:
 
 def kind_of(ticket: Any, finetune: Any) -> str:
     """The kind of run (one of TRAIN_KINDS) that these ticket and fine-tuning settings make."""
-    kind = "finetune" if finetune is not None else "search" if ticket is not None else "train"
-    assert kind in TRAIN_KINDS
-    return kind
+    return "finetune" if finetune is not None else "search" if ticket is not None else "train"
 
 
 # The settings `inborn.train.resolve` fills when they are None.
