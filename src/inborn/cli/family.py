@@ -45,11 +45,11 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_family(args: argparse.Namespace) -> int:
-    from inborn.cli.train import flag_values, yaml_values
+    from inborn.cli.train import config_layers
     from inborn.runs import build_family
     from inborn.store import ResultsDB
     from inborn.store.guard import check_output
-    from inborn.train.family import family_configs, search_family
+    from inborn.train.family import family_configs, member_dir, search_members
     from inborn.train.smoke import smoke_lines
 
     out = Path(args.out)
@@ -65,15 +65,13 @@ def cmd_family(args: argparse.Namespace) -> int:
     else:
         if not args.keep:
             raise InbornError("--keep is required: comma-separated keep ratios, e.g. --keep 0.05,0.1,0.2,0.4")
-        settings = [yaml_values(args), flag_values(args)]
-        configs = family_configs(settings, parse_ratio_list(args.keep))
+        configs = family_configs(config_layers(args), parse_ratio_list(args.keep))
         if configs[0].smoke:  # every ticket's search smoked, the family built, in a throwaway directory
             out, smoke_db = throwaway("family")
             db = ResultsDB(smoke_db)
             print(f"smoke: a throwaway family in {out}, not in --out")
-        family = search_family(settings, [c.ticket.keep_ratio for c in configs], out, db=db,
-                               progress=not args.quiet, log=print)
-        for member in (out / "tickets").iterdir() if configs[0].smoke else ():
+        family = search_members(configs, out, db=db, progress=not args.quiet, log=print)
+        for member in (member_dir(out, c.ticket.keep_ratio) for c in configs if c.smoke):
             for line in smoke_lines(json.loads((member / "summary.json").read_text())["smoke"]):
                 print(f"{member.name}: {line}")
     print(f"family of {len(family)} tickets over one weight tensor: keep ratios "

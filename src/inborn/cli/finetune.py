@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from inborn.cli.settings import add_setting_flags
-from inborn.cli.train import add_training_arguments, config_values, resolve_config, run_training
-from inborn.errors import InbornError
+from inborn.cli.train import add_training_arguments, resolve_config, run_training
 from inborn.train.config import FinetuneConfig, TrainConfig
 
 
@@ -29,6 +28,5 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def finetune_config(args: argparse.Namespace) -> TrainConfig:
     """The training config of a fine-tuning run: the ticket's data and model, then the YAML and flags."""
-    if not (config_values(args).get("finetune") or {}).get("ticket"):
-        raise InbornError("name the ticket: inborn finetune TICKET (or finetune.ticket in --config)")
-    return resolve_config(args)
+    return resolve_config(args, needs=("finetune", "ticket", "name the ticket: inborn finetune TICKET (or "
+                                       "finetune.ticket in --config)"))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from inborn.cli.settings import add_setting_flags
-from inborn.cli.train import add_training_arguments, config_values, resolve_config, run_training
-from inborn.errors import InbornError
+from inborn.cli.train import add_training_arguments, resolve_config, run_training
 from inborn.masks.config import SupermaskConfig
 from inborn.train.config import TrainConfig
 
@@ -30,10 +29,8 @@ def add_search_arguments(p: argparse.ArgumentParser, keep_help: str | None = Non
 
 def search_config(args: argparse.Namespace) -> TrainConfig:
     """The training config of a search: the ticket's settings from the YAML and the flags given."""
-    if (config_values(args).get("ticket") or {}).get("keep_ratio") is None:
-        raise InbornError("--keep is required: the fraction of weights to keep, e.g. --keep 0.05 "
-                          "(or ticket.keep_ratio in --config)")
-    return resolve_config(args)
+    return resolve_config(args, needs=("ticket", "keep_ratio", "--keep is required: the fraction of weights to "
+                                       "keep, e.g. --keep 0.05 (or ticket.keep_ratio in --config)"))
 
 
 def cmd_search(args: argparse.Namespace) -> int:

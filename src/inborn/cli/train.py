@@ -12,6 +12,7 @@ from typing import Any
 
 from inborn.cli.common import throwaway
 from inborn.cli.settings import add_setting_flags, given_settings
+from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
 from inborn.masks.config import SupermaskConfig
 from inborn.train.config import FinetuneConfig, TrainConfig
@@ -38,33 +39,27 @@ def add_training_arguments(p: argparse.ArgumentParser, *, skip: tuple[str, ...] 
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def yaml_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The `--config` YAML's settings (none without one)."""
-    return read_yaml_mapping(args.config) if args.config else {}
-
-
-def flag_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings whose flags were given (a nested setting's under its name, e.g. the ticket's)."""
-    values = given_settings(args, TrainConfig)
+def config_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The settings the user wrote, as the resolver's layers: the `--config` YAML (read once), then
+    the flags given (a nested setting's under its name, e.g. the ticket's)."""
+    flags = given_settings(args, TrainConfig)
     for key, cls in NESTED.items():
         given = given_settings(args, cls, prefix=f"{key}.")
         if given:
-            values[key] = given
-    return values
+            flags[key] = given
+    return [read_yaml_mapping(args.config) if args.config else {}, flags]
 
 
-def config_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings the user wrote: the `--config` YAML, then the flags given over it."""
+def resolve_config(args: argparse.Namespace, *, needs: tuple[str, str, str] | None = None) -> TrainConfig:
+    """The run's TrainConfig: the library's resolver over the YAML, then the flags. `needs`:
+    (mapping setting, its key, the error when the user gave none), e.g. a search's keep ratio."""
     from inborn.train.resolve import given_values
-
-    return given_values(yaml_values(args), flag_values(args))
-
-
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The run's TrainConfig: the library's resolver over the YAML, then the flags."""
     from inborn.train.resolve import resolve_config as resolve
 
-    return resolve(yaml_values(args), flag_values(args))
+    layers = config_layers(args)
+    if needs is not None and (given_values(*layers).get(needs[0]) or {}).get(needs[1]) in (None, ""):
+        raise InbornError(needs[2])
+    return resolve(*layers)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

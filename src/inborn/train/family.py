@@ -43,7 +43,13 @@ def search_family(settings: Layer | Sequence[Layer], keep_ratios: Sequence[float
                   log: Callable[[str], Any] | None = None) -> TicketFamily:
     """Search one ticket per keep ratio with `settings` into `out/tickets/`, then build the family in
     `out`. Every member's settings and the output are checked before the first search starts."""
-    configs = family_configs(settings, keep_ratios)
+    return search_members(family_configs(settings, keep_ratios), out, db=db, progress=progress, log=log)
+
+
+def search_members(configs: Sequence[TrainConfig], out: str | Path, *, db: ResultsDB | None = None,
+                   progress: bool = True, log: Callable[[str], Any] | None = None) -> TicketFamily:
+    """`search_family` for members already resolved (`family_configs`): the output is checked, each
+    ticket searched, reused or resumed, and the family built in `out`."""
     check_output(out, "family", allow=("tickets",))  # never another run, e.g. one of its member tickets
     say = log or (lambda line: None)
     members = []
