@@ -14,11 +14,10 @@ import torch
 from inborn.analysis.family_report import r2s_evaluation, write_r2s_report, write_transfer_report
 from inborn.analysis.r2s_config import R2SSettings, r2s_settings
 from inborn.analysis.transfer import transfer_matrix
-from inborn.data import load_data
 from inborn.device import resolve_device
 from inborn.errors import InbornError
 from inborn.masks.family import TicketFamily
-from inborn.runs import build_family, load, load_family
+from inborn.runs import build_family, load, load_family, load_run_data
 from inborn.runs.data import eval_heads
 from inborn.studies.tickets import baseline_cells, search_cells
 
@@ -57,11 +56,8 @@ def prepare_family(preset: dict[str, Any], runs: Path, *, run: Any, device: str 
     build_family([str(c.out) for c in tickets], runs / "family")
     dev = resolve_device(device)
     settings = study_settings(preset)
-    base = preset["base"]
-    splits = load_data(base["data"], base.get("data_dir"), val_fraction=base.get("val_fraction", 0.1),
-                       seed=base.get("seed", 0))
-    test, val = eval_heads(splits, settings.n, dev)
-    return PreparedFamily(load_family(runs / "family", dev), test, val, base["eps"], settings, baselines)
+    test, val = eval_heads(load_run_data({"config": preset["base"]}), settings.n, dev)
+    return PreparedFamily(load_family(runs / "family", dev), test, val, preset["base"]["eps"], settings, baselines)
 
 
 def run_family_study(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto",

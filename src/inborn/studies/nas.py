@@ -37,7 +37,6 @@ from inborn.sweep import Cell
 from inborn.sweep.cells import check_settings
 from inborn.sweep.grid import safe_name
 from inborn.tables import markdown_table, result_column, write_csv
-from inborn.train.resolve import resolve_config
 
 HAND_CRAFTED, PUBLISHED_NAS, RANDOM_NAS, ENSEMBLE, TICKET = "hand-crafted", "NAS", "random NAS", "ensemble", "ticket"
 _RANGE = re.compile(r"^random:(\d+)-(\d+)$")
@@ -90,9 +89,7 @@ def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
                       "drop_path": 0.0}
             cells.append(Cell(name=f"{arch} RST {cfg.tickets:g}", kind="search", config=search,
                               out=out / "runs" / safe_name(f"{arch}-rst{cfg.tickets:g}")))
-    for cell in cells:  # a bad setting fails here, once, rather than in every worker
-        resolve_config(cell.config)
-    return cells
+    return cells  # run_nas_study checks each (sweep.cells.check_settings) before any runs
 
 
 def _eval_key(cfg: NasStudyConfig, grid: list[float], model_hash: str) -> str:

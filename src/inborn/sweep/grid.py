@@ -69,12 +69,12 @@ def canonical_key(key: str) -> str:
 
 def _grid_setting(key: str) -> Setting | None:
     """The setting a grid key names (None inside an open mapping such as model_kwargs)."""
+    head, _, sub = key.partition(".")
+    if sub and head in setting_names(TrainConfig) and setting_at(TrainConfig, head).kind != "dict":
+        raise InbornError(f"grid key {key!r}: {head!r} is not a mapping, so it takes no '.'")
     try:
         return setting_at(TrainConfig, key)
-    except InbornError as e:
-        if "is not a mapping" in str(e):
-            raise InbornError(f"grid key {key!r}: {key.partition('.')[0]!r} is not a mapping, so it takes no '.'") \
-                from None
+    except InbornError:
         raise InbornError(f"unknown grid key {key!r}; keys are TrainConfig fields (see docs/sweeps.md), dotted "
                           "keys into ticket, finetune and model_kwargs, or the alias 'keep'") from None
 
