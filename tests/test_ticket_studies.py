@@ -34,8 +34,10 @@ class FakeSweep:
     """Runs nothing: writes each cell's run directory with test and validation figures from
     `figures(cell) -> (test robust, val robust)`, and records the cells it was given."""
 
-    def __init__(self, figures):
-        self.figures, self.cells = figures, []
+    def __init__(self, figures, pgd_gap=None):
+        # pgd_gap: summaries as written now, the worst case over PGD-20 and CW-20, a ticket's
+        # cross-entropy PGD-20 that much above it (a dense network's equal to it)
+        self.figures, self.cells, self.pgd_gap = figures, [], pgd_gap
 
     def __call__(self, cells):
         for cell in cells:
@@ -53,6 +55,9 @@ class FakeSweep:
             robust, val = self.figures(cell)
             run.write_metrics([{"epoch": 0, "val_robust_acc": val}])
             summary = {"best_epoch": 0, "test": {"clean_acc": 0.9, "robust_acc": robust}}
+            if self.pgd_gap is not None:
+                pgd = robust + (self.pgd_gap if ticket else 0.0)
+                summary["test"].update(attack="pgd-20+cw-20", per_attack={"pgd-20": pgd, "cw-20": robust})
             if ticket:
                 total = weight_count(spec)
                 summary["ticket"] = {"kept": round(ticket["keep_ratio"] * total), "maskable": total}
@@ -60,10 +65,11 @@ class FakeSweep:
 
 
 def robust_by(cell):
-    """Test robust accuracy: signed constant 0.6, Kaiming normal 0.5, dense 0.8, plus 0.01 per seed."""
+    """Test robust accuracy: signed constant 0.6, Kaiming normal 0.5, dense PGD-AT 0.8, natural 0.3,
+    plus 0.01 per seed."""
     seed = cell.config.get("seed", 0)
     init = (cell.config.get("ticket") or {}).get("init")
-    base = {"signed_constant": 0.6, "kaiming_normal": 0.5}.get(init, 0.8)
+    base = {"signed_constant": 0.6, "kaiming_normal": 0.5}.get(init, 0.3 if cell.config.get("adv") == "none" else 0.8)
     return base + 0.01 * seed, base + 0.01 * seed
 
 
@@ -73,7 +79,8 @@ def test_a_preset_with_seeds_runs_each_cell_per_seed_and_aggregates_mean_and_std
     searches = [c for c in sweep.cells if c.kind == "search"]
     assert sorted((c.config["ticket"]["init"], c.config["seed"], c.config["ticket"]["weight_seed"]) for c in searches) \
         == sorted((i, s, s) for i in ("signed_constant", "kaiming_normal") for s in (0, 1, 2))
-    assert len({c.out for c in sweep.cells}) == len(sweep.cells) == 6 + 3  # and one dense run per seed
+    # and one dense PGD-AT and one natural run per seed
+    assert len({c.out for c in sweep.cells}) == len(sweep.cells) == 6 + 3 + 3
     rows = {r["ticket.init"]: r for r in csv.DictReader((tmp_path / "table.csv").read_text().splitlines())}
     for init, base in (("signed_constant", 0.6), ("kaiming_normal", 0.5)):
         values = [base, base + 0.01, base + 0.02]
@@ -90,8 +97,37 @@ def test_a_preset_with_seeds_runs_each_cell_per_seed_and_aggregates_mean_and_std
 def test_without_seeds_a_study_keeps_its_run_directories_and_claims_no_ordering(tmp_path):
     sweep = FakeSweep(robust_by)
     result = run_ticket_study(preset(), tmp_path, run=sweep)
-    assert sorted(c.out.name for c in sweep.cells) == ["dense-at", "rst-kaiming_normal", "rst-signed_constant"]
+    assert sorted(c.out.name for c in sweep.cells) == ["dense-at", "natural", "rst-kaiming_normal",
+                                                            "rst-signed_constant"]
     assert "not established" in result["report"] and "±" not in result["main_table"]
+
+
+def test_every_table_has_the_natural_floor_and_the_ratio_above_it_and_pgd_beside_the_worst_case(tmp_path):
+    sweep = FakeSweep(robust_by, pgd_gap=0.05)
+    result = run_ticket_study(preset(seeds=[0, 1], paper={"signed_constant": 50.0}), tmp_path, run=sweep)
+    naturals = [c for c in sweep.cells if c.out.name.startswith("natural")]
+    dense = next(c for c in sweep.cells if c.out.name == "dense-at-s0")
+    assert len(naturals) == 2  # natural training runs though the preset lists dense-at only
+    for cell in naturals:  # the same network, epochs and ε as dense PGD-AT; natural training
+        assert cell.kind == "train" and cell.config["adv"] == "none" and "ticket" not in cell.config
+        assert {k: v for k, v in cell.config.items() if k != "adv"} == \
+            {k: v for k, v in dense.config.items() if k != "adv"} | {"seed": cell.config["seed"]}
+    sel = result.selection
+    # ticket 0.605, dense PGD-AT 0.805, natural 0.305: (0.605 − 0.305) / (0.805 − 0.305) = 0.6
+    assert (sel.robust, sel.dense, sel.natural) == pytest.approx((0.605, 0.805, 0.305))
+    assert sel.ratio == pytest.approx(0.605 / 0.805) and sel.gain == pytest.approx(0.6)
+    report = result.report
+    assert "(0.605 − 0.305) / (0.805 − 0.305) = 0.60 of what PGD-AT adds" in report
+    assert "| natural training |" in report and "worst of PGD-20, CW-20" in report
+    # The ticket's cross-entropy PGD-20 sits beside its worst case; the table reads the worst case.
+    row = next(r for r in result.main_table.splitlines() if r.startswith("| signed_constant | RST |"))
+    assert "0.655 ± 0.007" in row and "0.605 ± 0.007" in row
+    # The paper reports cross-entropy PGD-20: compared like for like.
+    csv_row = next(r for r in result.rows if r["ticket.init"] == "signed_constant")
+    assert csv_row["ours - paper"] == pytest.approx(65.5 - 50.0)
+    assert csv_row["RST pgd"] == pytest.approx(0.655) and csv_row["RST robust"] == pytest.approx(0.605)
+    baselines = list(csv.DictReader((tmp_path / "baselines.csv").read_text().splitlines()))
+    assert [b["model"] for b in baselines] == ["natural training", "dense PGD-AT"]
 
 
 def test_the_best_ticket_is_chosen_on_validation_not_test(tmp_path):
@@ -160,9 +196,11 @@ def test_an_ordering_needs_a_spread_to_go_beyond():
 def test_overparam_reads_the_ratio_per_width_over_seeds_and_says_whether_it_rises(tmp_path):
     from inborn.studies.overparam import run_overparam_study
 
-    def figures(cell):  # dense 0.8 at every width; the keep-0.5 ticket climbs with width
+    def figures(cell):  # dense 0.8 and natural 0.4 at every width; the keep-0.5 ticket climbs with width
         seed, width = cell.config.get("seed", 0), cell.config.get("width", 1)
         ticket = cell.config.get("ticket")
+        if cell.config.get("adv") == "none":
+            return 0.4, 0.4
         if not ticket:
             return 0.8 + 0.001 * seed, 0.8
         value = {0.25: 0.56, 1: 0.72}[width] if ticket["keep_ratio"] == 0.5 else 0.4
@@ -175,6 +213,10 @@ def test_overparam_reads_the_ratio_per_width_over_seeds_and_says_whether_it_rise
     assert all(row["best keep (val)"] == 0.5 for row in rows.values())
     expected = statistics.mean(0.72 + 0.002 * s for s in range(3)) / statistics.mean(0.8 + 0.001 * s for s in range(3))
     assert rows[1]["ratio"] == pytest.approx(expected, rel=1e-3)
+    # Above the floor: (0.722 − 0.4) / (0.801 − 0.4), the mean ticket and dense over the seeds.
+    assert rows[1]["gain ratio"] == pytest.approx((0.722 - 0.4) / (0.801 - 0.4), rel=1e-3)
+    assert rows[1]["natural robust"] == pytest.approx(0.4)
+    assert f"{rows[0.25]['gain ratio']:.2f} at width 0.25" in result["report"]
     assert rows[0.25]["weights"] < rows[1]["weights"]
     assert "rises" in result["report"] and "beyond the spread" in result["report"]
     assert (tmp_path / "figure.png").stat().st_size > 0

@@ -84,9 +84,8 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
         summary = train(cfg, args.out, db=db, progress=not args.quiet)
     t = summary.test
     print(f"run: {args.out}")
-    print(f"test ({t.n} images): clean {t.clean_acc:.4f} | {t.attack} at ε={summary.eps:.4g}: "
-          f"{t.robust_acc:.4f} | HRS {t.hrs:.4f} | selected epoch {summary.best_epoch + 1} "
-          f"on {summary.selected_on}")
+    print(f"test ({t.n} images): clean {t.clean_acc:.4f} | {t.robust_text(summary.eps)} | HRS {t.hrs:.4f} | "
+          f"selected epoch {summary.best_epoch + 1} on {summary.selected_on}")
     if summary.reference_protocol is not None:
         r = summary.reference_protocol
         print(f"reference protocol (selected on TEST, optimistic): {r['robust_acc']:.4f} at epoch {r['epoch'] + 1}")
@@ -124,8 +123,8 @@ def _smoke(args: argparse.Namespace, cfg: TrainConfig) -> int:
     summary = train(cfg, where, db=db, progress=not args.quiet)
     t = summary.test
     print(f"smoke run (throwaway): {where}")
-    print(f"test ({t.n} images): clean {t.clean_acc:.4f} | {t.attack} at ε={summary.eps:.4g}: "
-          f"{t.robust_acc:.4f} (a smoke run's figures mean nothing)")
+    print(f"test ({t.n} images): clean {t.clean_acc:.4f} | {t.robust_text(summary.eps)} (a smoke run's figures "
+          "mean nothing)")
     for line in smoke_lines(summary.smoke):
         print(line)
     return 0

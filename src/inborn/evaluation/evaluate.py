@@ -45,6 +45,12 @@ from inborn.tables import SAMPLE_DIGITS, result_column
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
 RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given
 RANDOMISED_REPEATS = 5  # classifications of every point for a randomised model, unless given
+STRONGER_ATTACKS = ("cw", "autoattack", "autoattack-rand")  # margin losses: they do not saturate
+WEAK_PGD_GAP = 0.03  # a stronger attack this far (3 points) below cross-entropy PGD: PGD is not to be reported alone
+WEAK_PGD_WARNING = ("{attack} leaves {robust:.3f} at ε={eps:.4g}, {gap:.1f} points below cross-entropy PGD's "
+                    "{pgd:.3f}: PGD alone overstates this model. Likely cause: saturated softmax (large logits, as "
+                    "in sparse tickets, give vanishing cross-entropy gradients; a margin loss does not saturate). "
+                    "Report the worst case over the attacks")
 RANDOMISED_WARNING = ("randomised model: its output differs between forwards of the same input, so early stop "
                       "and best-iterate tracking are off, gradients are averaged over {eot} forwards (EOT) and "
                       "every classification is repeated {repeats} times (mean ± std)")
@@ -273,12 +279,26 @@ def _summarise(batches: list[dict[str, Any]], grid: list[tuple[float, str, Attac
                 flags[result_column(name, e, digits=SAMPLE_DIGITS)] = pack_flags(correct)
             rows.append(_result_row(name, e, attack, correct, clean_acc, batches, i, len(clean[0])))
         worst.append(_worst_case(e, list(s.attacks), clean, at_eps))
+    warnings = [RANDOMISED_WARNING.format(eot=s.eot_samples, repeats=s.repeats)] if s.randomised else []
     return Evaluation(
         n=clean.shape[1], clean_acc=clean_acc, clean_acc_std=clean_std, results=rows, worst_case=worst,
         randomised=bool(s.randomised), repeats=s.repeats, precision=s.precision, seed=s.seed,
-        warnings=[RANDOMISED_WARNING.format(eot=s.eot_samples, repeats=s.repeats)] if s.randomised else [],
+        warnings=warnings + weak_pgd_warnings(rows),
         per_sample=flags if per_sample else None, fingerprint=model_hash,
     )
+
+
+def weak_pgd_warnings(results: Sequence[AttackResult]) -> list[str]:
+    """A warning per stronger attack (margin PGD, AutoAttack) that leaves `WEAK_PGD_GAP` or more
+    below cross-entropy PGD at the same ε: PGD's figure alone would overstate the model."""
+    out = []
+    for pgd in (r for r in results if r.attack == "pgd"):
+        for other in results:
+            gap = pgd.robust_acc - other.robust_acc
+            if other.attack in STRONGER_ATTACKS and other.eps == pgd.eps and gap >= WEAK_PGD_GAP - 1e-9:
+                out.append(WEAK_PGD_WARNING.format(attack=other.attack, robust=other.robust_acc, eps=pgd.eps,
+                                                   gap=100 * gap, pgd=pgd.robust_acc))
+    return out
 
 
 def _result_row(name: str, e: float, attack: Attack, correct: torch.Tensor, clean_acc: float,

@@ -183,11 +183,13 @@ def evaluation_rows(result: Mapping[str, Any], run_path: str | Path, split: str)
     """The rows of an `evaluate` result (an `Evaluation`, or its dict as read back from `eval.json`):
     one per attack and ε, and the worst case over several attacks."""
     common = {k: result.get(k) for k in ("repeats", "seed", "precision", "fingerprint", "randomised")}
+    # The evaluation's own warnings (a randomised model, PGD overstating it) travel with every row.
+    noted = {"evaluation_warnings": list(result["warnings"])} if result.get("warnings") else {}
     rows = []
     for r in result["results"]:
         settings = {**common, "steps": r["steps"], "step_size": r.get("step_size"), "restarts": r.get("restarts"),
                     "eot_samples": r.get("eot_samples")}
-        extra = {"warnings": r.get("warnings", []), "robust_acc_std": r.get("robust_acc_std")}
+        extra = {"warnings": r.get("warnings", []), "robust_acc_std": r.get("robust_acc_std"), **noted}
         rows.append(result_row(run_path, split, r["attack"], r["eps"], n=result["n"], clean_acc=result["clean_acc"],
                                robust_acc=r["robust_acc"], hrs=r["hrs"], settings=settings, extra=extra))
     attacks = sorted({r["attack"] for r in result["results"]})
@@ -199,5 +201,5 @@ def evaluation_rows(result: Mapping[str, Any], run_path: str | Path, split: str)
                         "eot_samples": max(r.get("eot_samples") or 1 for r in same_eps)}
             rows.append(result_row(run_path, split, "worst:" + "+".join(w["attacks"]), w["eps"], n=result["n"],
                                    clean_acc=result["clean_acc"], robust_acc=w["robust_acc"], hrs=w["hrs"],
-                                   settings=settings, extra={"robust_acc_std": w.get("robust_acc_std")}))
+                                   settings=settings, extra={"robust_acc_std": w.get("robust_acc_std"), **noted}))
     return rows

@@ -3,7 +3,9 @@ cells): one mask search per value of one setting (and per seed), the dense PGD-A
 size-matched baselines, optional PGD-AT fine-tuning of each ticket's structure, then a table, a
 figure and the paper's numbers beside ours.
 
-Baselines (the preset's `baselines`):
+Baselines (the preset's `baselines`; natural training is always run):
+    natural       natural training of the same network, same epochs: the robustness it gets for free
+                  (the floor a ticket's robustness is measured above)
     dense-at      dense PGD-AT of the same network, same epochs
     size-matched  dense PGD-AT of the same architecture scaled (width, or a DARTS network's initial
                   channels) to the ticket's number of non-zero weights
@@ -12,6 +14,10 @@ Baselines (the preset's `baselines`):
 Selection never uses the test split: every run's checkpoint is chosen on validation robust
 accuracy, and the best ticket of a study is the value with the best validation robust accuracy
 (averaged over seeds); its test figure is the one reported.
+
+Test robust accuracy is the worst case per point over the runs' test attacks (PGD-20 and CW-20,
+the margin loss, by default): cross-entropy PGD alone overstates sparse tickets. The tables give
+cross-entropy PGD-20 beside it, so what the stronger attack moves shows.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from inborn.sweep import Cell
 from inborn.sweep.grid import safe_name
 from inborn.tables import markdown_table, write_csv
 
-BASELINES = ("dense-at", "size-matched", "random-mask")
+BASELINES = ("natural", "dense-at", "size-matched", "random-mask")
 DENSE = "dense PGD-AT"
+NATURAL = "natural training"
 MATCHED = "size-matched dense"
 RANDOM = "random mask"
 
@@ -49,11 +56,12 @@ def _named(name: str, seed: int | None) -> str:
 
 
 def baseline_names(preset: dict[str, Any]) -> list[str]:
+    """The preset's baselines, natural training always among them (the floor of every table)."""
     names = list(preset.get("baselines", []))
     for name in names:
         if name not in BASELINES:
             raise InbornError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    return names
+    return list(dict.fromkeys(["natural", *names]))
 
 
 def search_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
@@ -70,6 +78,13 @@ def baseline_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
         return []
     return [Cell(name=_named(DENSE, s), kind="train",
                  config=seeded(_dense(preset["base"]), s), out=runs / f"dense-at{seed_suffix(s)}",
+                 values={"seed": s}) for s in study_seeds(preset)]
+
+
+def natural_cells(preset: dict[str, Any], runs: Path) -> list[Any]:
+    """Natural training of the same network, same epochs, tested at the same ε, once per seed."""
+    return [Cell(name=_named(NATURAL, s), kind="train",
+                 config=seeded({**_dense(preset["base"]), "adv": "none"}, s), out=runs / f"natural{seed_suffix(s)}",
                  values={"seed": s}) for s in study_seeds(preset)]
 
 
@@ -117,13 +132,16 @@ def matched_cells(preset: dict[str, Any], tickets: list[Any], runs: Path) -> tup
 
 @dataclass
 class Measured:
-    """One finished run's figures: test clean and robust, the validation robust accuracy at the
+    """One finished run's figures: test clean, robust (the worst case over its test attacks, which
+    `attack` names) and cross-entropy PGD alone (`pgd`), the validation robust accuracy at the
     selected checkpoint, and its non-zero conv and linear weights."""
 
     clean: float
     robust: float
     val: float | None
     nonzero: int
+    pgd: float | None = None
+    attack: str = "pgd-20"
 
 
 def measured(run: Path) -> Measured:
@@ -133,7 +151,26 @@ def measured(run: Path) -> Measured:
         raise InbornError(f"run {str(run)!r} is not complete")
     selected = [m for m in rd.read_metrics() if m.get("epoch") == summary.get("best_epoch")]
     val = selected[0].get("val_robust_acc") if selected else None
-    return Measured(summary["test"]["clean_acc"], summary["test"]["robust_acc"], val, run_nonzero(run))
+    test = summary["test"]
+    # A summary written before the worst case was reported tested cross-entropy PGD alone.
+    attack = test.get("attack", "pgd-20")
+    each = test.get("per_attack") or {attack: test["robust_acc"]}
+    pgd = next((v for k, v in each.items() if k.startswith("pgd-")), None)
+    return Measured(test["clean_acc"], test["robust_acc"], val, run_nonzero(run), pgd, attack)
+
+
+def attack_label(attack: str) -> str:
+    """A summary's test attack for a table: `pgd-20+cw-20` -> `worst of PGD-20, CW-20`."""
+    parts = [a.upper() if a == "autoattack" else a.replace("pgd", "PGD").replace("cw", "CW").replace("eot-", "EOT-")
+             for a in attack.split("+")]
+    return parts[0] if len(parts) == 1 else "worst of " + ", ".join(parts)
+
+
+def study_attack(table: dict[Any, dict[str, Series]], *baselines: Series) -> str:
+    """The test attack every run of a study reports (named once), or each one found."""
+    found = {m.attack for series in [*(s for row in table.values() for s in row.values()), *baselines]
+             for m in series.runs}
+    return " / ".join(attack_label(a) for a in sorted(found)) or "PGD-20"
 
 
 @dataclass
@@ -151,9 +188,10 @@ class Series:
 
 
 def _columns(name: str, series: Series) -> dict[str, Any]:
-    """A series as CSV columns: non-zero weights, mean and std of clean and robust, mean val."""
+    """A series as CSV columns: non-zero weights, mean and std of clean, robust (the worst case)
+    and cross-entropy PGD alone, mean val."""
     row: dict[str, Any] = {f"{name} non-zero": round(series.mean("nonzero"))}
-    for what, label in (("clean", "clean"), ("robust", "robust"), ("val", "val robust")):
+    for what, label in (("clean", "clean"), ("robust", "robust"), ("pgd", "pgd"), ("val", "val robust")):
         vals = series.values(what)
         if vals:
             row[f"{name} {label}"], std = mean_std(vals)
@@ -169,7 +207,8 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path 
     vary = preset["vary"]
     tickets = search_cells(preset, runs)
     baselines = baseline_cells(preset, runs)
-    run([*baselines, *tickets])
+    naturals = natural_cells(preset, runs)
+    run([*naturals, *baselines, *tickets])
     finetunes = finetune_cells(preset, tickets, runs)
     matched, per_ticket = matched_cells(preset, tickets, runs)
     if finetunes or matched:
@@ -183,6 +222,7 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path 
     for ticket, cell in per_ticket:
         table[ticket.values[vary]].setdefault(cell.values["series"], Series()).runs.append(measured(cell.out))
     dense = Series([measured(c.out) for c in baselines])
+    natural = Series([measured(c.out) for c in naturals])
 
     paper = {str(k): v for k, v in (preset.get("paper") or {}).items()}
     rows = []
@@ -190,34 +230,44 @@ def run_ticket_study(preset: dict[str, Any], out: Path, *, run: Any, runs: Path 
         row: dict[str, Any] = {vary: value, "seeds": len(series["RST"].runs)}
         for name, s in series.items():
             row.update(_columns(name, s))
-        if str(value) in paper:
+        if str(value) in paper:  # the paper's figure is cross-entropy PGD-20: compared with ours alike
             row["paper robust %"] = paper[str(value)]
-            row["ours - paper"] = 100 * row["RST robust"] - paper[str(value)]
+            row["ours - paper"] = 100 * (row.get("RST pgd") or row["RST robust"]) - paper[str(value)]
         rows.append(row)
-    base_rows = [{"model": DENSE, **{k.removeprefix(DENSE + " "): v for k, v in _columns(DENSE, dense).items()}}] \
-        if dense.runs else []
+    base_rows = [{"model": name, **{k.removeprefix(name + " "): v for k, v in _columns(name, series).items()}}
+                 for name, series in ((NATURAL, natural), (DENSE, dense)) if series.runs]
     columns = list(dict.fromkeys(k for r in rows for k in r))
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "table.csv", rows, columns)
     if base_rows:
         write_csv(out / "baselines.csv", base_rows, list(dict.fromkeys(k for r in base_rows for k in r)))
-    plot_ticket_study(table, dense, vary, out / "figure.png", preset.get("title", ""))
-    main_rows, main_columns = _display(table, vary, paper)
+    attack = study_attack(table, dense, natural)
+    plot_ticket_study(table, dense, vary, out / "figure.png", preset.get("title", ""), natural, attack)
+    main_rows, main_columns = _display(table, vary, paper, attack)
     main_table = markdown_table(main_rows, main_columns)
-    report = _report(preset, table, dense, main_table)
-    return TicketStudy(rows, base_rows, report, main_table, select_best(table, dense), table, dense)
+    report = _report(preset, table, dense, natural, main_table, attack)
+    return TicketStudy(rows, base_rows, report, main_table, select_best(table, dense, natural), table, dense,
+                       natural)
 
 
-def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, Any]) -> tuple[list[dict], list[str]]:
+def _robust_cells(s: Series, attack: str) -> dict[str, Any]:
+    """Cross-entropy PGD-20 alone and the reported robust accuracy (the worst case), mean ± std."""
+    cells = {"PGD-20": fmt_spread(s.values("pgd")) if s.values("pgd") else "-"}
+    if attack != "PGD-20":
+        cells[attack] = fmt_spread(s.values("robust"))
+    return cells
+
+
+def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, Any],
+             attack: str) -> tuple[list[dict], list[str]]:
     """The report's table: a row per value and model, with its non-zero weights, mean ± std of
-    clean and PGD-20 (test), and the validation robust accuracy the selection reads."""
+    clean, PGD-20 and the worst case (test), and the validation robust accuracy the selection reads."""
     rows = []
     for value, series in table.items():
         for name, s in series.items():
-            val = s.mean("val")
             row: dict[str, Any] = {vary: value, "model": name, "non-zero": round(s.mean("nonzero")),
-                                   "clean": fmt_spread(s.values("clean")), "PGD-20": fmt_spread(s.values("robust")),
-                                   "val PGD-10": val}
+                                   "clean": fmt_spread(s.values("clean")), **_robust_cells(s, attack),
+                                   "val PGD-10": s.mean("val")}
             if name == "RST" and str(value) in paper:
                 row["paper PGD-20 %"] = paper[str(value)]
             rows.append(row)
@@ -227,8 +277,10 @@ def _display(table: dict[Any, dict[str, Series]], vary: str, paper: dict[str, An
 @dataclass(frozen=True, eq=False)  # equality is the view's: the same dict, the same selection
 class Selection(ResultView):
     """The best ticket chosen on validation robust accuracy (mean over seeds): its value of the
-    varied setting, validation and test robust accuracy, and its ratio to dense PGD-AT; the one
-    chosen on test beside it, for the record only (optimistic)."""
+    varied setting, validation and test robust accuracy, its ratio to dense PGD-AT, and the share
+    of what PGD-AT adds above natural training that it recovers,
+    (ticket − natural) / (dense − natural); the one chosen on test beside it, for the record only
+    (optimistic)."""
 
     value: Any
     val: float
@@ -238,6 +290,8 @@ class Selection(ResultView):
     dense: float | None
     ratio: float | None = None
     test_ratio: float | None = None
+    natural: float | None = None
+    gain: float | None = None
 
 
 @dataclass(eq=False)
@@ -252,9 +306,18 @@ class TicketStudy(ResultView):
     selection: Selection
     table: dict[Any, dict[str, Series]]
     dense: Series
+    natural: Series = field(default_factory=Series)
 
 
-def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> Selection:
+def gain_over_floor(ticket: float, dense: float | None, natural: float | None) -> float | None:
+    """(ticket − natural) / (dense − natural): the share of PGD-AT's gain over natural training
+    that the ticket recovers; None without both baselines or when PGD-AT gains nothing."""
+    if dense is None or natural is None or dense - natural <= 1e-9:
+        return None
+    return (ticket - natural) / (dense - natural)
+
+
+def select_best(table: dict[Any, dict[str, Series]], dense: Series, natural: Series | None = None) -> Selection:
     """The best ticket chosen on validation robust accuracy (see Selection)."""
     rst = {v: s["RST"] for v, s in table.items()}
     if any(s.mean("val") is None for s in rst.values()):
@@ -262,12 +325,15 @@ def select_best(table: dict[Any, dict[str, Series]], dense: Series) -> Selection
     by_val = max(rst, key=lambda v: rst[v].mean("val"))
     by_test = max(rst, key=lambda v: rst[v].mean("robust"))
     d = dense.mean("robust") if dense.runs else None
+    floor = natural.mean("robust") if natural is not None and natural.runs else None
     robust, test_robust = rst[by_val].mean("robust"), rst[by_test].mean("robust")
     return Selection(by_val, rst[by_val].mean("val"), robust, by_test, test_robust, d,
-                     robust / d if d else None, test_robust / d if d else None)
+                     robust / d if d else None, test_robust / d if d else None, floor,
+                     gain_over_floor(robust, d, floor))
 
 
-def _report(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series, main_table: str) -> str:
+def _report(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series, natural: Series,
+            main_table: str, attack: str) -> str:
     base = preset["base"]
     vary = preset["vary"]
     seeds = study_seeds(preset)
@@ -281,47 +347,57 @@ def _report(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: 
         f"Study `{preset['study']}` at `{preset['scale']}` scale: `{base['arch']}` (width "
         f"{base.get('width', 1.0):g}) on `{base['data']}`, ε = {base.get('eps', 'the data set default'):.4g} "
         f"(pixel units), {base['epochs']} epochs per run, search attack {search_attack}; {seed_text}. "
-        "Test figures are PGD-20 on the test split at the "
-        "checkpoint selected on validation robust accuracy (PGD-10). `non-zero` counts the conv and linear "
-        "weights a model computes with.",
+        f"Test figures are on the test split at the checkpoint selected on validation robust accuracy "
+        f"(PGD-10): robust accuracy is {attack} per point (the figure every comparison below uses), with "
+        "cross-entropy PGD-20 alone beside it (the paper's protocol; it overstates sparse tickets). `non-zero` "
+        "counts the conv and linear weights a model computes with.",
         "",
         "![figure](figure.png)",
         "",
         main_table,
     ]
-    if dense.runs:
+    base_rows = [{"model": name, "non-zero": round(series.mean("nonzero")), "clean": fmt_spread(series.values("clean")),
+                  **_robust_cells(series, attack)} for name, series in ((NATURAL, natural), (DENSE, dense))
+                 if series.runs]
+    if base_rows:
         parts += ["", "Baselines (same network, same epochs):", "",
-                  markdown_table([{"model": DENSE, "non-zero": round(dense.mean("nonzero")),
-                                   "clean": fmt_spread(dense.values("clean")),
-                                   "robust": fmt_spread(dense.values("robust"))}],
-                                 ["model", "non-zero", "clean", "robust"])]
-    parts += ["", *_selection_lines(table, dense, vary)]
-    orderings = _orderings(preset, table, dense)
+                  markdown_table(base_rows, list(dict.fromkeys(k for r in base_rows for k in r)))]
+    parts += ["", *_selection_lines(table, dense, natural, vary, attack)]
+    orderings = _orderings(preset, table, dense, natural, attack)
     if orderings:
-        parts += ["", "Orderings (PGD-20 on test; beyond the spread: the intervals mean ± std do not overlap):", "",
-                  *[f"- {line}" for line in orderings]]
+        parts += ["", f"Orderings ({attack} on test; beyond the spread: the intervals mean ± std do not overlap):",
+                  "", *[f"- {line}" for line in orderings]]
     if preset.get("paper") and not any(str(v) in {str(k) for k in preset["paper"]} for v in table):
         parts += ["", "The paper's figures (not comparable at this scale): "
                   + ", ".join(f"{k}: {v}" for k, v in preset["paper"].items())]
-    parts += ["", "Files: `table.csv`" + (", `baselines.csv`" if dense.runs else "") + ", `figure.png`.", ""]
+    parts += ["", "Files: `table.csv`" + (", `baselines.csv`" if base_rows else "") + ", `figure.png`.", ""]
     return "\n".join(parts)
 
 
-def _selection_lines(table: dict[Any, dict[str, Series]], dense: Series, vary: str) -> list[str]:
-    sel = select_best(table, dense)
+def _selection_lines(table: dict[Any, dict[str, Series]], dense: Series, natural: Series, vary: str,
+                     attack: str) -> list[str]:
+    sel = select_best(table, dense, natural)
     test = fmt_spread(table[sel.value]["RST"].values("robust"))
     lines = [f"Best ticket, chosen on validation robust accuracy: {vary} = {sel.value} "
-             f"(validation PGD-10 {sel.val:.3f}); its test PGD-20 {test}."]
+             f"(validation PGD-10 {sel.val:.3f}); its test {attack} {test}."]
     if sel.dense:
         lines += ["", f"Best ticket / dense PGD-AT (robust, test; ticket chosen on validation): "
                       f"{sel.robust:.3f} / {sel.dense:.3f} = {sel.ratio:.2f}."]
-        if sel.test_value != sel.value:
-            lines += ["", f"Selected on test (optimistic): {vary} = {sel.test_value}, "
-                          f"{sel.test_robust:.3f} / {sel.dense:.3f} = {sel.test_ratio:.2f}."]
+    if sel.gain is not None:
+        lines += ["", f"Above the natural-training floor ({NATURAL} keeps {sel.natural:.3f} for free): "
+                      f"({sel.robust:.3f} − {sel.natural:.3f}) / ({sel.dense:.3f} − {sel.natural:.3f}) = "
+                      f"{sel.gain:.2f} of what PGD-AT adds."]
+    elif sel.natural is not None and sel.dense is not None:
+        lines += ["", f"Dense PGD-AT ({sel.dense:.3f}) is no more robust than {NATURAL} ({sel.natural:.3f}): "
+                      "there is no gain above the floor to measure the ticket against."]
+    if sel.dense and sel.test_value != sel.value:
+        lines += ["", f"Selected on test (optimistic): {vary} = {sel.test_value}, "
+                      f"{sel.test_robust:.3f} / {sel.dense:.3f} = {sel.test_ratio:.2f}."]
     return lines
 
 
-def _orderings(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series) -> list[str]:
+def _orderings(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dense: Series, natural: Series,
+               attack: str) -> list[str]:
     """The orderings the report states, each with whether it holds beyond the spread: the values
     in the paper's order where the preset gives one (`order`) else ranked by our means, then the
     best ticket against each baseline, and fine-tuning from inherited against fresh weights."""
@@ -331,24 +407,28 @@ def _orderings(preset: dict[str, Any], table: dict[Any, dict[str, Series]], dens
     if not all(isinstance(v, int | float) for v in rst):  # a categorical setting: its ranking is the claim
         order = [v for v in preset.get("order", []) if v in rst] or sorted(rst, key=lambda v: -mean_std(rst[v])[0])
         for a, b in zip(order, order[1:], strict=False):
-            lines.append(ordering_sentence(f"RST {vary}={a}", rst[a], f"RST {vary}={b}", rst[b]))
+            lines.append(ordering_sentence(f"RST {vary}={a}", rst[a], f"RST {vary}={b}", rst[b], attack))
     best = select_best(table, dense).value
     for name in (MATCHED, RANDOM):
         if name in table[best]:
             other = table[best][name].values("robust")
-            lines.append(ordering_sentence(f"the best ticket ({vary}={best})", rst[best], name, other))
-    if dense.runs:
-        lines.append(ordering_sentence(f"the best ticket ({vary}={best})", rst[best], DENSE, dense.values("robust")))
+            lines.append(ordering_sentence(f"the best ticket ({vary}={best})", rst[best], name, other, attack))
+    for name, series in ((DENSE, dense), (NATURAL, natural)):
+        if series.runs:
+            lines.append(ordering_sentence(f"the best ticket ({vary}={best})", rst[best], name,
+                                           series.values("robust"), attack))
     for value, series in table.items():
         if "ft-inherit" in series and "ft-reinit" in series:
             lines.append(ordering_sentence(f"ft-inherit at {vary}={value}", series["ft-inherit"].values("robust"),
-                                           "ft-reinit", series["ft-reinit"].values("robust")))
+                                           "ft-reinit", series["ft-reinit"].values("robust"), attack))
     return lines
 
 
-def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: str, path: Path, title: str) -> None:
+def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: str, path: Path, title: str,
+                      natural: Series | None = None, attack: str = "PGD-20") -> None:
     """Robust and natural accuracy against the varied setting (error bars: std over seeds), the
-    dense baseline dashed with its spread shaded."""
+    dense baseline dashed with its spread shaded, natural training's robust accuracy (the floor)
+    dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -363,14 +443,16 @@ def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: 
         color = f"C{i}"
         points = [(x, table[v][name]) for x, v in zip(xs, values, strict=True) if name in table[v]]
         px = [x for x, _ in points]
-        for what, marker, style, label in (("robust", "o", "-", "robust (PGD-20)"), ("clean", "s", ":", "natural")):
+        for what, marker, style, label in (("robust", "o", "-", f"robust ({attack})"), ("clean", "s", ":", "clean")):
             stats = [mean_std(s.values(what)) for _, s in points]
             ax.errorbar(px, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker=marker, linestyle=style,
                         color=color, capsize=3, label=f"{name} {label}")
-    if dense.runs:
-        for what, color, label in (("robust", "black", "robust"), ("clean", "gray", "natural")):
-            m, sd = mean_std(dense.values(what))
-            ax.axhline(m, color=color, linestyle="--", linewidth=1, label=f"{DENSE} {label}")
+    lines = [(dense, "robust", "black", "--", f"{DENSE} robust"), (dense, "clean", "gray", "--", f"{DENSE} clean")]
+    lines += [(natural, "robust", "tab:brown", "-.", f"{NATURAL} robust (the floor)")] if natural is not None else []
+    for series, what, color, style, label in lines:
+        if series.runs:
+            m, sd = mean_std(series.values(what))
+            ax.axhline(m, color=color, linestyle=style, linewidth=1, label=label)
             if sd > 0:
                 ax.axhspan(m - sd, m + sd, color=color, alpha=0.12, linewidth=0)
     if numeric and max(values) / max(min(values), 1e-9) >= 10:

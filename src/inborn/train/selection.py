@@ -23,13 +23,28 @@ NO_VALIDATION = "no validation split: no selection is possible, so the last epoc
 
 @dataclass(frozen=True, eq=False)  # equality is the view's: the same dict, the same figures
 class TestFigures(ResultView):
-    """The one test of the selected checkpoint: clean and robust accuracy, and the HRS."""
+    """The one test of the selected checkpoint: clean accuracy, the robust accuracy of the worst
+    case over the test attacks (`attack` names them, e.g. `pgd-20+cw-20`) and its HRS, and each
+    attack's own robust accuracy (`per_attack`, keyed as `attack` names them)."""
 
     n: int
     clean_acc: float
     attack: str
     robust_acc: float
     hrs: float
+    per_attack: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        return out if self.per_attack is not None else {k: v for k, v in out.items() if k != "per_attack"}
+
+    def robust_text(self, eps: float) -> str:
+        """`pgd-20 at ε=0.1: 0.3310`, or the worst case with each attack's figure beside it."""
+        each = self.per_attack or {}
+        if len(each) < 2:
+            return f"{self.attack} at ε={eps:.4g}: {self.robust_acc:.4f}"
+        return (f"worst of {', '.join(each)} at ε={eps:.4g}: {self.robust_acc:.4f} ("
+                + ", ".join(f"{k} {v:.4f}" for k, v in each.items()) + ")")
 
 
 @dataclass(eq=False)
@@ -83,16 +98,23 @@ def robust_on_test(model: nn.Module, splits: DataSplits, cfg: TrainConfig) -> fl
     return res["results"][0]["robust_acc"]
 
 
+def test_figures(res: Evaluation) -> TestFigures:
+    """A run's test figures from its test evaluation (one ε): the worst case over its attacks."""
+    labels = {r.attack: r.attack if r.attack == "autoattack" else f"{r.attack}-{r.steps}" for r in res.results}
+    worst = res.worst_case[0]
+    return TestFigures(res.n, res.clean_acc, "+".join(labels.values()), worst.robust_acc, worst.hrs,
+                       {labels[r.attack]: r.robust_acc for r in res.results})
+
+
 def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSplits, best: dict[str, Any],
            history: list[dict[str, Any]], device: torch.device, progress: bool,
            ) -> tuple[RunSummary, Evaluation]:
-    """Test the selected checkpoint once (PGD at the run's ε), write the summary; return it
-    and the test evaluation."""
+    """Test the selected checkpoint once (the test attacks at the run's ε), write the summary;
+    return it and the test evaluation."""
     model = load(run.path, device=device)
-    res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps,
+    res = evaluate(model, splits.test, attacks=list(cfg.test_attacks), eps=[cfg.eps], steps=cfg.test_attack_steps,
                    seed=0, progress=progress, journal=run.file("test.journal.json"))
-    row = res.results[0]
-    test = TestFigures(res.n, res.clean_acc, f"pgd-{cfg.test_attack_steps}", row.robust_acc, row.hrs)
+    test = test_figures(res)
     summary = RunSummary(cfg.kind, cfg.arch, cfg.data, cfg.adv, cfg.eps, cfg.epochs, best["epoch"],
                          history[-1]["select_on"], test, sum(h["seconds"] for h in history))
     if cfg.test_every_epoch:
