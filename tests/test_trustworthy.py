@@ -240,3 +240,72 @@ def test_the_nas_evaluation_cache_belongs_to_its_model(digits_model, tmp_path):
                 p.mul_(2.0)
     stored = json.loads(cache.read_text())
     assert stored["key"] != key and stored["result"] == second  # another model: evaluated again
+
+
+class _Gated(nn.Module):
+    """A randomised model that hides its randomness from a simple probe: noise on its logits only
+    where `gate(x, logits)` says so (a [batch] mask), and nothing declared."""
+
+    def __init__(self, model: nn.Module, gate) -> None:
+        super().__init__()
+        self.model, self.gate = model, gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        noisy = self.gate(x, out)
+        return out + 3.0 * torch.randn_like(out) * noisy[:, None]
+
+
+def _off_grid(x, levels=255):  # the data's pixels are 8-bit: only a perturbed point is off that grid
+    return ((x * levels - (x * levels).round()).abs().flatten(1).amax(1) > 1e-3).float()
+
+
+def _margin(out):
+    top = out.topk(2, dim=1).values
+    return top[:, 0] - top[:, 1]
+
+
+class _Undeclared(RandomSwitch):
+    randomised = False  # the switch minus its declaration: only the probe and the evaluation can see it
+
+
+GATES = {  # each a [batch] mask of the rows to randomise; `sure` is the least margin of the probe's points
+    "input-gated (off the pixel grid)": lambda x, out, sure: _off_grid(x),
+    "confidence-gated (less sure than the first 16)": lambda x, out, sure: (_margin(out) < sure).float(),
+    "batch-size-gated (batches over 16)": lambda x, out, sure: torch.full((len(x),), float(len(x) > 16)),
+    "rare (one forward in 10)": lambda x, out, sure: torch.full((len(x),), float(torch.rand(()) < 0.1)),
+}
+
+
+@pytest.mark.parametrize("name", [*GATES, "skewed switch (0.9, 0.05, 0.05), undeclared"])
+def test_every_kind_of_hidden_randomness_is_flagged(digits_model, family, name):
+    model, x, y = digits_model
+    if name in GATES:
+        with torch.no_grad():
+            sure = float(_margin(model(x[:16])).min())
+        hidden = _Gated(model, lambda z, out: GATES[name](z, out, sure)).eval()
+    else:
+        hidden = _Undeclared(family[1], "batch", probs=[0.9, 0.05, 0.05]).eval()
+    # The old probe (8 forwards of the first 16 clean points under seed 0) sees none of them...
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        outs = [hidden(x[:16]) for _ in range(8)]
+    assert all(torch.equal(outs[0], o) for o in outs[1:]), "the model must hide from the old probe"
+    # ...and the evaluation flags every one: repeated classifications, a spread, no early stop.
+    res = evaluate(hidden, (x[:64], y[:64]), attacks=["pgd"], eps=[0.1], steps=3, batch_size=32, repeats=4,
+                   eot_samples=2)
+    assert res.randomised and res.repeats == 4 and "randomised model" in " ".join(res.warnings)
+    # The deterministic model under it is not flagged: the probe does not cry wolf.
+    assert not evaluate(model, (x[:64], y[:64]), attacks=["pgd"], eps=[0.1], steps=3, batch_size=32).randomised
+
+
+def test_randomness_found_mid_evaluation_restarts_it_as_randomised(digits_model):
+    # Random only near the second batch's images (within 0.2 of one, in L-inf): the probe, on the
+    # first batch and its ε-ball, cannot see it; the second batch's two classifications do.
+    model, x, y = digits_model
+    near = lambda z, out: ((z.flatten(1)[:, None] - x[32:64].flatten(1)[None]).abs().amax(2).amin(1) < 0.2).float()  # noqa: E731
+    hidden = _Gated(model, near).eval()
+    assert not is_randomised(hidden, x[:32], eps=0.1)
+    res = evaluate(hidden, (x[:64], y[:64]), attacks=["pgd"], eps=[0.1], steps=3, batch_size=32, repeats=3)
+    assert res.randomised and res.repeats == 3
+    assert res.warnings[0].startswith("randomness found during the evaluation")

@@ -50,8 +50,11 @@ def benchmark(model: nn.Module | Sequence[nn.Module], n_examples: int = 10_000, 
     dev = resolve_device(str(device or "auto")) if not isinstance(device, torch.device) else device
     model = prepare_model(model, dev).eval()
     test = splits.test.head(n_examples)
-    randomised = is_randomised(model, test.head(16).tensors(dev)[0])
+    randomised = is_randomised(model, test.head(batch_size).tensors(dev)[0], eps=eps)
     attack = "autoattack-rand" if (version == "rand" or (version is None and randomised)) else "autoattack"
     result = evaluate(model, test, attacks=[attack], eps=[eps], batch_size=batch_size, device=dev,
-                      identify=False, randomised=randomised)
+                      identify=False, randomised=True if randomised else None)
+    if result.randomised and attack == "autoattack" and version is None:  # found during the evaluation
+        result = evaluate(model, test, attacks=["autoattack-rand"], eps=[eps], batch_size=batch_size, device=dev,
+                          identify=False, randomised=True)
     return result.clean_acc, result.results[0].robust_acc

@@ -3,10 +3,16 @@ over all attacks, and the harmonic robustness score. Always in eval() mode, in f
 `amp` asks for bf16 autocast (on CUDA).
 
 A model whose eval-mode output differs between two forwards of the same input (a Random RST
-Switch, or any model with randomness) is detected, as AutoAttack does, and evaluated so that
-one lucky draw cannot decide its figure: no early stop and no best iterate (the last iterate
-is scored), input gradients averaged over its randomness (EOT), and every classification
-repeated `repeats` times, reported as mean ± std.
+Switch, or any model with randomness) is evaluated so that one lucky draw cannot decide its
+figure: no early stop and no best iterate (the last iterate is scored), input gradients averaged
+over its randomness (EOT), and every classification repeated `repeats` times, reported as mean ±
+std. It is found where attacks look, so randomness that shows only there cannot hide:
+  - a model may declare it (`randomised = True`, as `RandomSwitch` does);
+  - the probe runs forwards under several seeds, at the evaluation's batch size, on clean points
+    and on random points of the ε-ball (off the data's pixel grid);
+  - every batch a deterministic evaluation scores, clean and attacked (the attacks' own final
+    iterates), is classified twice: if the two differ, the evaluation restarts as randomised and
+    says so in its warnings.
 
 The primitives here serve every experiment that attacks and scores a model (R2S's protocols
 among them): `attack_batches` runs an attack over batches and keeps its own verdict, `classify`
@@ -43,6 +49,8 @@ from inborn.models.fold import fold_batch_norm
 from inborn.tables import SAMPLE_DIGITS, result_column
 
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
+PROBE_SEEDS = (0, 1, 2)  # the probe's forwards run under each: a rare draw is not missed by one seed's luck
+RANDOMNESS_TOL = 1e-4  # normalised logits further apart than this: two forwards differ
 RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given
 RANDOMISED_REPEATS = 5  # classifications of every point for a randomised model, unless given
 STRONGER_ATTACKS = ("cw", "autoattack", "autoattack-rand")  # margin losses: they do not saturate
@@ -54,6 +62,8 @@ WEAK_PGD_WARNING = ("{attack} leaves {robust:.3f} at ε={eps:.4g}, {gap:.1f} poi
 RANDOMISED_WARNING = ("randomised model: its output differs between forwards of the same input, so early stop "
                       "and best-iterate tracking are off, gradients are averaged over {eot} forwards (EOT) and "
                       "every classification is repeated {repeats} times (mean ± std)")
+FOUND_WARNING = ("randomness found during the evaluation (batch {batch}: two classifications of the same points "
+                 "differed although the probe saw none); the evaluation restarted as randomised")
 
 Data = TensorSplit | tuple[torch.Tensor, torch.Tensor]
 
@@ -106,14 +116,29 @@ class EvalSettings:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False) -> torch.Tensor:
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False) -> torch.Tensor:
+    """The model's eval-mode output on x, in batches of `batch_size`, as float32."""
     with model_mode(model, "eval"):
         out = []
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size]
             with autocast(xb.device, amp):
-                out.append(model(xb).argmax(1))
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x.device)
+                out.append(model(xb).float())
+        return torch.cat(out) if out else torch.empty(0, 0, device=x.device)
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False) -> torch.Tensor:
+    if len(x) == 0:
+        return torch.empty(0, dtype=torch.long, device=x.device)
+    return logits(model, x, batch_size, amp).argmax(1)
+
+
+def outputs_differ(a: torch.Tensor, b: torch.Tensor, tol: float = RANDOMNESS_TOL) -> bool:
+    """Whether two outputs of the same points differ beyond rounding (each row scaled to norm 1)."""
+    if a.numel() == 0:
+        return False
+    a, b = (o.flatten(1) / o.flatten(1).norm(dim=1).clamp_min(1e-10)[:, None] for o in (a, b))
+    return bool((a - b).abs().max() > tol)
 
 
 def classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512, amp: bool = False,
@@ -123,6 +148,18 @@ def classify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     every repeat, since a fresh draw cannot undo it, so a figure is never above the attack's own."""
     correct = torch.stack([predict(model, x, batch_size, amp).eq(y) for _ in range(repeats)])
     return correct if fooled is None else correct & ~fooled
+
+
+def _judge(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: EvalSettings,
+           fooled: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
+    """`classify` as the settings say, and whether a deterministic model's two classifications of
+    the points (every deterministic evaluation makes two) differed: then it is not deterministic."""
+    if s.randomised:
+        return classify(model, x, y, batch_size=s.batch_size, amp=s.amp, repeats=s.repeats or 1, fooled=fooled), False
+    first = logits(model, x, s.batch_size, s.amp)
+    differed = outputs_differ(first, logits(model, x, s.batch_size, s.amp))
+    correct = (first.argmax(1).eq(y) if len(x) else torch.zeros(0, dtype=torch.bool, device=y.device))[None]
+    return (correct if fooled is None else correct & ~fooled), differed
 
 
 def attack_batches(attack: Attack, model: nn.Module | Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
@@ -144,15 +181,34 @@ def attack_batches(attack: Attack, model: nn.Module | Callable[[], nn.Module], x
 
 
 @torch.no_grad()
-def is_randomised(model: nn.Module, x: torch.Tensor, forwards: int = 8, tol: float = 1e-4) -> bool:
-    """Whether the eval-mode output changes between forwards of the same input (AutoAttack's
-    check). Several forwards, since a switch over a few tickets may draw the same one twice."""
+def is_randomised(model: nn.Module, x: torch.Tensor, forwards: int = 8, tol: float = RANDOMNESS_TOL, *,
+                  eps: float = 0.0, seeds: Sequence[int] = PROBE_SEEDS) -> bool:
+    """Whether the model declares randomness (`randomised = True`) or its eval-mode output changes
+    between forwards of the same input (AutoAttack's check, made harder to slip past): `forwards`
+    forwards of all of `x` at once (give it the evaluation's batch size), under each seed, of `x`
+    and of random points of the ε-ball around it (uniform, so off the data's pixel grid)."""
     if getattr(model, "randomised", False):
         return True
-    with model_mode(model, "eval"), _seeded(True, 0, x.device):
-        outs = [model(x).float() for _ in range(forwards)]
-    outs = [o / o.flatten(1).norm(dim=1).clamp_min(1e-10)[:, None] for o in outs]
-    return any((o - outs[0]).abs().max().item() > tol for o in outs[1:])
+    points = [x]
+    if eps > 0:
+        gen = torch.Generator().manual_seed(0)
+        noise = torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1
+        points.append((x + eps * noise).clamp(0, 1))
+    for seed in seeds:
+        for p in points:
+            with _seeded(True, seed, x.device):
+                first = logits(model, p, len(p))
+                if any(outputs_differ(first, logits(model, p, len(p)), tol) for _ in range(forwards - 1)):
+                    return True
+    return False
+
+
+class _RandomnessFound(Exception):
+    """Two classifications of the same points differed in a deterministic evaluation."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__(batch)
+        self.batch = batch
 
 
 def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None, *,
@@ -178,18 +234,39 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     size = len(data[0]) if isinstance(data, tuple) else len(data)
     if size == 0:
         raise InbornError("nothing to evaluate: the split is empty")
-    randomised = s.randomised if s.randomised is not None else is_randomised(model, _probe(data, device))
-    s = s.for_model(randomised)
-    # The attacks run on a copy with BatchNorm folded into the convolutions (the same function up
-    # to rounding, faster); every verdict is the model's own. A random model is attacked as it is.
-    surrogate = model if randomised else fold_batch_norm(model)
-    grid = _attack_grid(s)
-    total = -(-size // s.batch_size)
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
     model_hash = model_fingerprint(model) if rank == 0 and (identify or journal is not None) else ""
-    # Rank 0 alone reads and writes the journal; the others receive what it holds.
-    key = fingerprint(model_hash, {**dataclasses.asdict(s), "examples": size})
-    log = EvalJournal(journal if journal is not None and rank == 0 else None, key)
+    journal = journal if rank == 0 else None  # rank 0 alone reads and writes it; the others receive what it holds
+    randomised = s.randomised
+    if randomised is None:  # an interrupted evaluation that found randomness resumes as randomised
+        randomised = len(EvalJournal(journal, _journal_key(model_hash, s.for_model(True), size))) > 0 or \
+            is_randomised(model, _probe(data, s.batch_size, device), eps=max(s.eps, default=0.0))
+        if world > 1:  # rank 0's journal may have decided it: every rank evaluates alike
+            randomised = distributed.broadcast_object(randomised)
+    run = dict(device=device, progress=progress, journal=journal, world=world, rank=rank, per_sample=per_sample,
+               model_hash=model_hash, size=size)
+    try:
+        return _evaluate_as(model, data, s.for_model(randomised), **run)
+    except _RandomnessFound as found:
+        result = _evaluate_as(model, data, s.for_model(True), **run)
+        return dataclasses.replace(result, warnings=[FOUND_WARNING.format(batch=found.batch), *result.warnings])
+
+
+def _journal_key(model_hash: str, s: EvalSettings, size: int) -> str:
+    return fingerprint(model_hash, {**dataclasses.asdict(s), "examples": size})
+
+
+def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch.device | str,
+                 progress: bool, journal: str | Path | None, world: int, rank: int, per_sample: bool,
+                 model_hash: str, size: int) -> Evaluation:
+    """`evaluate` with the model's randomness decided (`s.randomised`). A deterministic evaluation
+    raises `_RandomnessFound` on every rank when a batch's two classifications differ on any."""
+    # The attacks run on a copy with BatchNorm folded into the convolutions (the same function up
+    # to rounding, faster); every verdict is the model's own. A random model is attacked as it is.
+    surrogate = model if s.randomised else fold_batch_norm(model)
+    grid = _attack_grid(s)
+    total = -(-size // s.batch_size)
+    log = EvalJournal(journal, _journal_key(model_hash, s, size))
     if world > 1:
         log.batches = distributed.broadcast_object(log.batches)
     resumed = len(log)
@@ -201,11 +278,14 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
                   disable=not progress or rank != 0):
         if b % world == rank:
-            mine = _evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b)
+            mine = {**_evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b), "batch": b}
         if b % world == world - 1 or b == total - 1:
-            for record in distributed.all_gather_object(mine) if world > 1 else [mine]:
-                if record is not None:
-                    log.record(record)
+            records = [r for r in (distributed.all_gather_object(mine) if world > 1 else [mine]) if r is not None]
+            found = [r["batch"] for r in records if r.pop("randomness", False)]
+            if found:  # every rank sees every record, so every rank restarts
+                raise _RandomnessFound(found[0])
+            for record in records:
+                log.record(record)
             mine = None
     result = _summarise(log.batches, grid, s, per_sample, model_hash)
     log.close()
@@ -233,11 +313,13 @@ def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[flo
     """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags.
     The attacks run on `surrogate` (the model, or its BatchNorm-folded copy); `model` judges."""
     with _seeded(bool(s.randomised), seed, x.device):
-        clean = classify(model, x, y, batch_size=s.batch_size, amp=s.amp, repeats=s.repeats or 1)
-        record: dict[str, Any] = {"clean": clean.cpu(), "robust": [], "warnings": [], "after": []}
+        clean, differed = _judge(model, x, y, s)
+        record: dict[str, Any] = {"clean": clean.cpu(), "robust": [], "warnings": [], "after": [],
+                                  "randomness": differed}
         for _, _, attack in grid:
             attack.reseed(seed)  # a batch's noise does not depend on the batches before it
-            flags, report = _robust_flags(model, surrogate, attack, x, y, clean, s)
+            flags, report, differed = _robust_flags(model, surrogate, attack, x, y, clean, s)
+            record["randomness"] |= differed
             record["robust"].append(flags.cpu())
             # Only a batch the attack actually ran on has a fresh report; its counts add up over batches.
             record["warnings"].append(sorted(report.warnings) if report is not None else [])
@@ -246,19 +328,19 @@ def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[flo
 
 
 def _robust_flags(model: nn.Module, surrogate: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
-                  clean: torch.Tensor, s: EvalSettings) -> tuple[torch.Tensor, AttackReport | None]:
+                  clean: torch.Tensor, s: EvalSettings) -> tuple[torch.Tensor, AttackReport | None, bool]:
     """[repeats, batch] correctness under attack, and clean in the same repeat, with the report of
-    the attack's call (None when it was not called). Samples that no clean repeat classifies
-    correctly are not attacked. The attack's own verdict stands beside the model's."""
+    the attack's call (None when it was not called) and whether the two classifications of the
+    attack's points differed (`_judge`). Samples that no clean repeat classifies correctly are not
+    attacked. The attack's own verdict stands beside the model's."""
     idx = clean.any(0).nonzero().squeeze(1)
     if len(idx) == 0 or attack.eps == 0:
-        return clean.clone(), None
+        return clean.clone(), None, False
     x_adv, fooled = attack_batches(attack, surrogate, x[idx], y[idx], s.batch_size)
-    survived = classify(model, x_adv, y[idx], batch_size=s.batch_size, amp=s.amp, repeats=s.repeats or 1,
-                        fooled=fooled)
+    survived, differed = _judge(model, x_adv, y[idx], s, fooled)
     out = torch.zeros_like(clean)
     out[:, idx] = survived
-    return out & clean, attack.report()
+    return out & clean, attack.report(), differed
 
 
 def _summarise(batches: list[dict[str, Any]], grid: list[tuple[float, str, Attack]], s: EvalSettings,
@@ -365,10 +447,11 @@ def _seeded(active: bool, seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _probe(data: Data, device: torch.device | str) -> torch.Tensor:
+def _probe(data: Data, batch_size: int, device: torch.device | str) -> torch.Tensor:
+    """The probe's points: the first batch, at the evaluation's batch size."""
     if isinstance(data, tuple):
-        return data[0][:16].to(device)
-    return data.head(16).tensors(device)[0]
+        return data[0][:batch_size].to(device)
+    return data.head(batch_size).tensors(device)[0]
 
 
 def _batches(data: Data, wanted: list[int], batch_size: int, device: torch.device | str,
