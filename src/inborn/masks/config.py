@@ -34,7 +34,9 @@ class SupermaskConfig:
                                        "the total; N:M patterns ignore it", choices=KEEP_COUNTS)
     dense_first: bool = setting(False, "keep the first layer dense (random, frozen)")
     dense_last: bool = setting(False, "keep the last layer dense (random, frozen)")
-    scale_fan: bool = setting(False, "scale the init's fan by the keep ratio")
+    scale_fan: bool = setting(False, "multiply the init's fan by the keep ratio k (std × 1/√k), as Ramanujan et al. "
+                                     "describe; the authors' code multiplies by 1 − prune_rate, prune_rate being "
+                                     "the KEPT share there: see docs/tickets.md")
     weight_seed: int = setting(0, "seed of the frozen random weights")
     score_seed: int = setting(0, "seed of the initial scores")
 
