@@ -70,7 +70,7 @@ def to_supermask(model: nn.Module, config: SupermaskConfig | float | None = None
     score_gen = torch.Generator().manual_seed(cfg.score_seed)
     nm = parse_nm(pattern)
     # A filter mask on a classifier would drop whole outputs: classes the network could never
-    # predict. Classification heads are masked weight by weight (still keeping exactly keep_ratio).
+    # predict. Classification heads are masked weight by weight (kept_groups' count, over single weights).
     heads = classification_heads(layers)
     for name, layer in layers:
         weight = (random_weight(layer.weight.shape, cfg.init, weight_gen, keep_ratio, cfg.scale_fan) if reinit_weights
