@@ -28,8 +28,9 @@ NON_DEFAULT = {
     "val_fraction": 0.2, "select_attack_steps": 5, "test_attack_steps": 7, "test_every_epoch": True, "seed": 9,
     "device": "cpu", "amp": False, "smoke": True,
 }
-TICKET = {"keep_ratio": 0.3, "pattern": "kernel", "init": "kaiming_normal", "scope": "global", "dense_first": True,
-          "dense_last": True, "scale_fan": True, "weight_seed": 3, "score_seed": 4}
+TICKET = {"keep_ratio": 0.3, "pattern": "kernel", "init": "kaiming_normal", "scope": "global",
+          "keep_count": "reference", "dense_first": True, "dense_last": True, "scale_fan": True, "weight_seed": 3,
+          "score_seed": 4}
 
 
 def _args(*argv: str):

@@ -37,9 +37,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(json.dumps({"out": args.out, **report}, indent=2))
         return 0
     print(f"wrote {args.out}: {spec['arch']} as a plain state dict (dropped weights are zeros)")
-    print(f"  parameters {report['parameters']:,}, non-zero {report['nonzero']:,} "
-          f"({report['kept']:,} of {report['maskable']:,} maskable weights kept, {report['keep_ratio']:.4f})")
-    print(f"  dense float32 {report['dense_bytes'] / 1e6:.3f} MB; sparse (values + 1-bit map) "
+    print(f"  parameters {report['parameters']:,}, non-zero {report['nonzero']:,} (exact zeros left out: dropped "
+          f"weights, zero biases; {report['kept']:,} of {report['maskable']:,} maskable weights kept, "
+          f"{report['keep_ratio']:.4f})")
+    print(f"  dense float32 {report['dense_bytes'] / 1e6:.3f} MB; sparse (non-zero values + 1-bit maps) "
           f"{report['sparse_bytes'] / 1e6:.3f} MB; compression {report['compression']:.1f}x")
     print(f"  the ticket itself, given the weights' seed: {report['mask_bits_bytes'] / 1e3:.1f} kB of mask bits")
     return 0

@@ -15,6 +15,7 @@ from inborn.settings import check_values, from_mapping, setting
 SCOPES = ("layer", "global")
 PATTERNS = ("element", "row", "kernel", "filter")
 INITS = ("signed_constant", "kaiming_normal", "kaiming_uniform", "xavier_normal")
+KEEP_COUNTS = ("round", "reference")
 _NM = re.compile(r"^(\d+):(\d+)$")
 
 
@@ -26,9 +27,16 @@ class SupermaskConfig:
     init: str = setting("signed_constant", "frozen weights: signed_constant, kaiming_normal, kaiming_uniform, "
                                            "xavier_normal")
     scope: str = setting("layer", "top-k per layer or over all", choices=SCOPES)
+    # Defaults to inborn's old rule, so a run config written before this setting loads unchanged.
+    keep_count: str = setting("round", "how many of a layer's n weights (or groups) keep ratio k keeps: round "
+                                       "(default) = round(k·n); reference = n − int((1−k)·n), as the authors' "
+                                       "GetSubnet. Both keep at least one; global scope applies the rule to "
+                                       "the total; N:M patterns ignore it", choices=KEEP_COUNTS)
     dense_first: bool = setting(False, "keep the first layer dense (random, frozen)")
     dense_last: bool = setting(False, "keep the last layer dense (random, frozen)")
-    scale_fan: bool = setting(False, "scale the init's fan by the keep ratio")
+    scale_fan: bool = setting(False, "multiply the init's fan by the keep ratio k (std × 1/√k), as Ramanujan et al. "
+                                     "describe; the authors' code multiplies by 1 − prune_rate, prune_rate being "
+                                     "the KEPT share there: see docs/tickets.md")
     weight_seed: int = setting(0, "seed of the frozen random weights")
     score_seed: int = setting(0, "seed of the initial scores")
 

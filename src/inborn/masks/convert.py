@@ -19,7 +19,7 @@ from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig, parse_nm
 from inborn.masks.init import initial_scores, random_weight
 from inborn.masks.layers import MaskedConv2d, MaskedLayer, MaskedLinear
-from inborn.masks.patterns import top_k_mask
+from inborn.masks.patterns import kept_groups, top_k_mask
 
 
 def classification_heads(layers: list[tuple[str, nn.Module]]) -> set[str]:
@@ -41,7 +41,8 @@ def to_supermask(model: nn.Module, config: SupermaskConfig | float | None = None
 
     `config` is a SupermaskConfig, or a keep ratio, with (other) settings by keyword
     (`to_supermask(model, 0.05, pattern="kernel")`, `to_supermask(model, keep_ratio=0.05)`):
-    keep_ratio: the fraction of weights KEPT in every masked layer (global scope: in total).
+    keep_ratio: the fraction of weights KEPT in every masked layer (global scope: in total);
+                keep_count says how a fraction becomes a count ("round", or the authors' "reference").
     pattern: element, row, kernel, filter, or N:M such as "2:4" (keep_ratio must be N/M); with
              filter, a final Linear classifier is masked element-wise (its rows are classes).
     init: how the frozen weights are drawn from `weight_seed` (signed_constant, kaiming_normal,
@@ -69,7 +70,7 @@ def to_supermask(model: nn.Module, config: SupermaskConfig | float | None = None
     score_gen = torch.Generator().manual_seed(cfg.score_seed)
     nm = parse_nm(pattern)
     # A filter mask on a classifier would drop whole outputs: classes the network could never
-    # predict. Classification heads are masked weight by weight (still keeping exactly keep_ratio).
+    # predict. Classification heads are masked weight by weight (kept_groups' count, over single weights).
     heads = classification_heads(layers)
     for name, layer in layers:
         weight = (random_weight(layer.weight.shape, cfg.init, weight_gen, keep_ratio, cfg.scale_fan) if reinit_weights
@@ -81,7 +82,8 @@ def to_supermask(model: nn.Module, config: SupermaskConfig | float | None = None
                 raise InbornError(f"{pattern} sparsity needs the input size of layer {name!r} "
                                   f"({layer.weight.shape[1]}) to be divisible by {nm[1]}; try --dense-first")
             layer_pattern = "element" if pattern == "filter" and name in heads else pattern
-            new = _masked_copy(layer, weight, initial_scores(layer.weight.shape, score_gen), keep_ratio, layer_pattern)
+            new = _masked_copy(layer, weight, initial_scores(layer.weight.shape, score_gen), keep_ratio, layer_pattern,
+                               cfg.keep_count)
             new.layer_name = name
         _set_module(model, name, new.to(layer.weight.device))
     for name, module in list(model.named_modules()):
@@ -105,7 +107,7 @@ def compute_masks(model: nn.Module) -> list[torch.Tensor]:
     if cfg is not None and cfg.scope == "global":
         with torch.no_grad():
             flat = torch.cat([m.scores.abs().flatten() for m in layers])
-            keep = top_k_mask(flat, max(1, round(cfg.keep_ratio * flat.numel())))
+            keep = top_k_mask(flat, kept_groups(flat.numel(), cfg.keep_ratio, cfg.keep_count))  # the rule, on the total
             out, start = [], 0
             for m in layers:
                 out.append(keep[start : start + m.scores.numel()].view_as(m.scores))
@@ -193,7 +195,7 @@ def _global_masks_after(model: nn.Module, args: Any, output: Any) -> None:
 
 
 def _masked_copy(layer: nn.Module, weight: torch.Tensor, scores: torch.Tensor, keep_ratio: float,
-                 pattern: str) -> MaskedLayer:
+                 pattern: str, keep_count: str = "round") -> MaskedLayer:
     if isinstance(layer, nn.Conv2d):
         new = MaskedConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
                            padding=layer.padding, dilation=layer.dilation, groups=layer.groups, bias=False,
@@ -202,7 +204,7 @@ def _masked_copy(layer: nn.Module, weight: torch.Tensor, scores: torch.Tensor, k
         new = MaskedLinear(layer.in_features, layer.out_features, bias=False)
     new.weight = nn.Parameter(weight, requires_grad=False)
     new.scores = nn.Parameter(scores)
-    new._init_mask_state(keep_ratio, pattern)
+    new._init_mask_state(keep_ratio, pattern, keep_count)
     return new
 
 

@@ -23,8 +23,13 @@ def random_weight(
     """A weight tensor drawn from `init` (on CPU, so every device gets the same numbers).
 
     signed_constant: ±√2/√fan_in with random signs (Ramanujan et al.'s best, used by RST).
-    `scale_fan` multiplies the fan by the keep ratio, so the kept weights keep the
-    activation scale of a dense layer.
+    `scale_fan` multiplies the fan (fan_in, and fan_out for Xavier) by the keep ratio k, so the
+    std grows by 1/√k and a layer that keeps k of its weights keeps a dense layer's activation
+    scale: the scaled inits of Ramanujan et al. The reference code (hidden-networks, and RST's
+    copy of its builder) multiplies by 1 − prune_rate while its GetSubnet keeps the top
+    prune_rate share, i.e. by the DROPPED share; inborn follows the stated intent (the two agree
+    at k = 0.5). The reference also leaves kaiming_uniform and xavier_normal unscaled; RST's own
+    configs never set scale_fan (docs/tickets.md, "Faithful to the reference").
     """
     fan_in, fan_out = fans(shape)
     if scale_fan:

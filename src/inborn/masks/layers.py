@@ -21,9 +21,10 @@ class MaskedLayer(nn.Module):
     weight: nn.Parameter
     scores: nn.Parameter
 
-    def _init_mask_state(self, keep_ratio: float, pattern: str) -> None:
+    def _init_mask_state(self, keep_ratio: float, pattern: str, keep_count: str = "round") -> None:
         self.keep_ratio = keep_ratio
         self.pattern = pattern
+        self.keep_count = keep_count  # kept_groups' rule: "round" or the authors' "reference"
         # A mask fixed from outside (fine-tuning, a loaded ticket) wins over the scores.
         self.register_buffer("fixed_mask", None, persistent=False)
         # Or a fixed mask kept as bits (a ticket family), unpacked at each forward: a family's
@@ -33,7 +34,8 @@ class MaskedLayer(nn.Module):
         self._batch_mask: torch.Tensor | None = None
 
     def compute_mask(self) -> torch.Tensor:
-        return layer_mask(self.scores, self.keep_ratio, self.pattern, layer=getattr(self, "layer_name", "layer"))
+        return layer_mask(self.scores, self.keep_ratio, self.pattern, layer=getattr(self, "layer_name", "layer"),
+                          count=self.keep_count)
 
     @property
     def mask_is_fixed(self) -> bool:

@@ -2,9 +2,10 @@
 
 A pattern groups the weights (one element, one kernel row, one k×k kernel, one filter, or
 N of every M along the input), scores a group by the sum of its |scores|, and keeps the
-best `round(keep_ratio × groups)` groups. The threshold comes from `kthvalue` (no full
-sort), and ties at the threshold are broken by index, so the count is exact and the mask
-deterministic.
+best `kept_groups(groups, keep_ratio, count)` groups: `round(keep_ratio × groups)` by default,
+or the authors' `groups − int((1 − keep_ratio) × groups)` with count "reference". The
+threshold comes from `kthvalue` (no full sort), and ties at the threshold are broken by index,
+so the count is exact and the mask deterministic.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from inborn.errors import InbornError
-from inborn.masks.config import parse_nm
+from inborn.masks.config import KEEP_COUNTS, parse_nm
 
 
 def group_scores(scores: torch.Tensor, pattern: str) -> torch.Tensor:
@@ -57,9 +58,22 @@ def top_k_mask(values: torch.Tensor, k: int) -> torch.Tensor:
     return keep.to(values.dtype)
 
 
-def kept_groups(n_groups: int, keep_ratio: float) -> int:
-    """How many groups a layer keeps: round(keep_ratio × groups), at least one."""
-    return max(1, min(n_groups, int(round(keep_ratio * n_groups))))
+def kept_groups(n_groups: int, keep_ratio: float, count: str = "round") -> int:
+    """How many of `n_groups` groups a layer keeps, at least one (and at most all).
+
+    round: round(keep_ratio × n), half to even (Python's round); inborn's rule.
+    reference: n − int((1 − keep_ratio) × n), as the authors' GetSubnet (Ramanujan et al.'s
+    hidden-networks, kept by the RST code): it zeroes the int((1 − k)·n) lowest and keeps the
+    rest, which is about ceil(k·n). The two differ by one in about half the layer sizes (conv4
+    width 0.5's first layer, n = 288 at k = 0.05: 14 against 15).
+    """
+    if count == "round":
+        k = int(round(keep_ratio * n_groups))
+    elif count == "reference":
+        k = n_groups - int((1 - keep_ratio) * n_groups)
+    else:
+        raise InbornError(f"unknown keep count {count!r}; known: {', '.join(KEEP_COUNTS)}")
+    return max(1, min(n_groups, k))
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int, layer: str = "layer") -> torch.Tensor:
@@ -81,12 +95,14 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, layer: str = "layer") -> torch
     return keep.contiguous()
 
 
-def layer_mask(scores: torch.Tensor, keep_ratio: float, pattern: str, layer: str = "layer") -> torch.Tensor:
-    """The 0/1 mask of one layer (no gradient)."""
+def layer_mask(scores: torch.Tensor, keep_ratio: float, pattern: str, layer: str = "layer",
+               count: str = "round") -> torch.Tensor:
+    """The 0/1 mask of one layer (no gradient). `count` is kept_groups' rule; an N:M pattern
+    keeps N of every M whatever it says."""
     with torch.no_grad():
         nm = parse_nm(pattern)
         if nm is not None:
             return nm_mask(scores, *nm, layer=layer)
         g = group_scores(scores, pattern)
-        keep = top_k_mask(g, kept_groups(g.numel(), keep_ratio))
+        keep = top_k_mask(g, kept_groups(g.numel(), keep_ratio, count))
         return expand_groups(keep, scores.shape, pattern).contiguous()

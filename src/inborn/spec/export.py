@@ -1,8 +1,10 @@
 """Export a ticket as a plain model: the state dict of the ordinary dense network, with the
 dropped weights set to zero, which loads into that architecture with plain PyTorch.
 
-The report gives the ticket's real size: non-zeros, bytes as values plus a 1-bit position
-map, and the compression against the dense float32 model.
+The report gives the ticket's real size: the non-zero parameters of the exported network (the
+weights it computes with: kept weights, dense layers, BatchNorm scales; the masked-out weights and
+the all-zero biases and shifts excluded), bytes as those values plus 1-bit position maps, and the
+compression against the dense float32 model.
 """
 
 from __future__ import annotations
@@ -43,13 +45,24 @@ def export_plain(ticket: nn.Module, spec: dict[str, Any]) -> tuple[dict[str, tor
 
 
 def size_report(ticket: nn.Module, plain: nn.Module) -> dict[str, Any]:
+    """Sizes of `plain`, the exported network (its parameters hold the exported values).
+
+    nonzero: its parameters that are not exactly zero. sparse_bytes: the float32 values of those,
+    plus a 1-bit position map over every parameter tensor that mixes zeros and non-zeros (a
+    masked weight); a tensor without zeros needs no map, an all-zero one (a bias the ticket does
+    not have) is left out. Buffers (BatchNorm statistics, normalisation) are counted in neither,
+    nor in `parameters` and dense_bytes.
+    """
     layers = masked_layers(ticket)
     maskable = sum(layer.weight.numel() for layer in layers)
     kept = sum(int(layer.current_mask().sum()) for layer in layers)
-    params = sum(p.numel() for p in plain.parameters())
-    nonzero = params - maskable + kept
+    tensors = [p.detach() for p in plain.parameters()]
+    params = sum(t.numel() for t in tensors)
+    counts = [(int(t.count_nonzero()), t.numel()) for t in tensors]
+    nonzero = sum(c for c, _ in counts)
+    map_bits = sum(n for c, n in counts if 0 < c < n)
     dense_bytes = 4 * params
-    sparse_bytes = 4 * nonzero + -(-maskable // 8)  # float32 values + 1-bit positions of the masked layers
+    sparse_bytes = 4 * nonzero + -(-map_bits // 8)
     ticket_bytes = -(-maskable // 8)  # given the weights' seed: the masks alone
     return {
         "parameters": params, "maskable": maskable, "kept": kept, "nonzero": nonzero,
