@@ -77,7 +77,7 @@ StepFn = Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor,
 def sort_mask(layer) -> torch.Tensor:
     """The reference's mask: sort every |score|, keep the top share (recomputed at every forward)."""
     s = layer.scores.abs().flatten()
-    k = kept_groups(s.numel(), layer.keep_ratio)
+    k = kept_groups(s.numel(), layer.keep_ratio, layer.keep_count)
     idx = s.sort(descending=True).indices[:k]
     mask = torch.zeros_like(s)
     mask[idx] = 1.0
