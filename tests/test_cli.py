@@ -52,8 +52,9 @@ def test_train_eval_runs_round_trip(trained_run, capsys):
     assert (run / "eval.json").exists() and (run / "eval_robust_vs_eps.png").exists()
     assert main(["runs", "--results", "--db", str(db), "--csv"]) == 0
     csv_lines = capsys.readouterr().out.strip().splitlines()
-    # One training test row, 6 (attack, ε) rows and 3 worst-case rows.
-    assert len(csv_lines) == 1 + 1 + 6 + 3
+    # The header, the training test's 3 rows (PGD, CW and their worst case), 6 (attack, ε) rows and 3
+    # worst-case rows.
+    assert len(csv_lines) == 1 + 3 + 6 + 3
     assert main(["runs", "--db", str(db)]) == 0
     assert "complete" in capsys.readouterr().out
 

@@ -38,7 +38,8 @@ def test_quick_study_writes_what_its_report_names_and_reuses_runs(tmp_path):
     assert "Best ticket / dense PGD-AT" in report
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/summary.json")}
-    assert len(stamps) == 4  # the ticket, dense PGD-AT, the size-matched dense network, the random mask
+    # the ticket, natural training, dense PGD-AT, the size-matched dense network, the random mask
+    assert len(stamps) == 5
     row = result["rows"][0]
     assert abs(row["size-matched dense non-zero"] - row["RST non-zero"]) <= 0.05 * row["RST non-zero"]
     assert row["random mask non-zero"] == row["RST non-zero"]

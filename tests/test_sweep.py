@@ -128,7 +128,7 @@ def test_local_sweep_runs_every_cell_and_writes_the_tables(local_sweep):
     assert "| keep | status | clean_acc | robust_acc |" in (root / "out/sweep.md").read_text()
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT COUNT(*), MIN(status), MAX(status) FROM runs").fetchone() == (2, *["complete"] * 2)
-        assert c.execute("SELECT COUNT(*) FROM results").fetchone() == (2,)
+        assert c.execute("SELECT COUNT(*) FROM results").fetchone() == (6,)  # per run: PGD, CW, their worst case
 
 
 def test_rerunning_a_sweep_skips_its_complete_cells(local_sweep, capsys):
@@ -163,7 +163,7 @@ def test_ray_executor_gives_the_same_table_as_local(local_sweep, tmp_path):
     # The runs wrote their own cell.db on the workers; the driver copied the rows into its database.
     with sqlite3.connect(ray_db) as c:
         assert c.execute("SELECT COUNT(*) FROM runs WHERE status = 'complete'").fetchone() == (2,)
-        assert c.execute("SELECT COUNT(*) FROM results").fetchone() == (2,)
+        assert c.execute("SELECT COUNT(*) FROM results").fetchone() == (6,)  # per run: PGD, CW, their worst case
     assert [r.status for r in run_cells(cells, "ray", db=ray_db, progress=False)] == ["skipped", "skipped"]
 
 

@@ -49,6 +49,7 @@ from inborn.models.fold import fold_batch_norm
 from inborn.tables import SAMPLE_DIGITS, result_column
 
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
+PROBE_FORWARDS = 4  # per seed and set of points: 24 forwards of one batch (every batch is classified twice too)
 PROBE_SEEDS = (0, 1, 2)  # the probe's forwards run under each: a rare draw is not missed by one seed's luck
 RANDOMNESS_TOL = 1e-4  # normalised logits further apart than this: two forwards differ
 RANDOMISED_EOT = 10  # gradient samples per step for a randomised model, unless given
@@ -240,7 +241,7 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     randomised = s.randomised
     if randomised is None:  # an interrupted evaluation that found randomness resumes as randomised
         randomised = len(EvalJournal(journal, _journal_key(model_hash, s.for_model(True), size))) > 0 or \
-            is_randomised(model, _probe(data, s.batch_size, device), eps=max(s.eps, default=0.0))
+            is_randomised(model, _probe(data, s.batch_size, device), PROBE_FORWARDS, eps=max(s.eps, default=0.0))
         if world > 1:  # rank 0's journal may have decided it: every rank evaluates alike
             randomised = distributed.broadcast_object(randomised)
     run = dict(device=device, progress=progress, journal=journal, world=world, rank=rank, per_sample=per_sample,
