@@ -309,3 +309,37 @@ def test_randomness_found_mid_evaluation_restarts_it_as_randomised(digits_model)
     res = evaluate(hidden, (x[:64], y[:64]), attacks=["pgd"], eps=[0.1], steps=3, batch_size=32, repeats=3)
     assert res.randomised and res.repeats == 3
     assert res.warnings[0].startswith("randomness found during the evaluation")
+
+
+class _Saturated(nn.Module):
+    """The model with its logits scaled up: the same predictions, a saturated softmax, so that
+    cross-entropy gradients vanish where a margin loss's do not (what sparse tickets do)."""
+
+    def __init__(self, model: nn.Module, scale: float = 1e4) -> None:
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.model(x)
+
+
+def test_eval_warns_when_a_margin_attack_finds_points_cross_entropy_pgd_missed(digits_model, tmp_path):
+    from inborn.evaluation.evaluate import weak_pgd_warnings
+    from inborn.evaluation.results import evaluation_rows
+
+    model, x, y = digits_model
+    data = (x[:96], y[:96])
+    res = evaluate(_Saturated(model), data, attacks=["pgd", "cw"], eps=[0.1], steps=10)
+    pgd, cw = (r.robust_acc for r in res.results)
+    assert pgd - cw >= 0.03  # the premise: cross-entropy PGD is blind here
+    warning = next(w for w in res.warnings if w.startswith("cw leaves"))
+    assert f"{100 * (pgd - cw):.1f} points below cross-entropy PGD" in warning and "saturated softmax" in warning
+    # In the JSON and in every database row of the evaluation.
+    assert warning in res.to_dict()["warnings"]
+    assert all(warning in row["extra"]["evaluation_warnings"] for row in evaluation_rows(res, tmp_path, "test"))
+    # The unscaled model: PGD and CW agree within 3 points, and nothing is said.
+    plain = evaluate(model, data, attacks=["pgd", "cw"], eps=[0.1], steps=10)
+    assert abs(plain.results[0].robust_acc - plain.results[1].robust_acc) < 0.03 and not plain.warnings
+    # The rule itself: 3 points or more below PGD at the same ε, by a stronger attack only.
+    rows = [r for r in res.results]
+    assert len(weak_pgd_warnings(rows)) == 1 and weak_pgd_warnings(rows[:1]) == []
