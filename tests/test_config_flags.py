@@ -25,8 +25,8 @@ NON_DEFAULT = {
     "weight_decay": 1e-3, "nesterov": True, "schedule": "cosine", "milestones": [1, 2], "grad_clip": 2.5,
     "augment": False, "cutout": 4, "aux_weight": 0.3, "drop_path": 0.1, "adv": "fgsm", "eps": 0.05,
     "adv_steps": 3, "adv_step_size": 0.01, "free_replays": 2, "adv_mode": "eval", "eps_warmup_epochs": 0.5,
-    "val_fraction": 0.2, "select_attack_steps": 5, "test_attack_steps": 7, "test_attacks": ["cw"], "test_every_epoch": True, "seed": 9,
-    "device": "cpu", "amp": False, "smoke": True,
+    "val_fraction": 0.2, "select_attack_steps": 5, "test_attack_steps": 7, "test_attacks": ["cw"],
+    "test_every_epoch": True, "seed": 9, "device": "cpu", "amp": False, "smoke": True,
 }
 TICKET = {"keep_ratio": 0.3, "pattern": "kernel", "init": "kaiming_normal", "scope": "global",
           "keep_count": "reference", "dense_first": True, "dense_last": True, "scale_fan": True, "weight_seed": 3,
