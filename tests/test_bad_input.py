@@ -45,6 +45,8 @@ def world(tmp_path_factory):
     assert main(["train", *TINY, *FAST, "--out", str(w["run"]), "--db", str(db)]) == 0
     assert main(["search", *TINY, *FAST, "--keep", "0.3", "--out", str(w["ticket"]), "--db", str(db)]) == 0
     assert main(["family", "--from-tickets", str(w["ticket"]), "--out", str(w["family"]), "--db", str(db)]) == 0
+    # An AutoAttack evaluation of part of the run: `card --partial --db {db}` could write its card.
+    assert main(["eval", str(w["run"]), "--attack", "autoattack", "--n", "8", "--quiet", "--db", str(db)]) == 0
     return w
 
 
@@ -266,6 +268,71 @@ def sweep_base(w, tmp, mp):
     (tmp / "base.yaml").write_text(yaml.safe_dump({"data": "digits", "arch": "conv2", "width": 0.25, "epochs": 1,
                                                    "adv": "none"}))
     return {"x": str(tmp / "base.yaml")}
+
+
+def users_file(name, text="mine\n"):
+    """A file of the user's own at {tmp}/NAME ({x})."""
+    def setup(w, tmp, mp):
+        (tmp / name).write_text(text)
+        return {"x": str(tmp / name)}
+    return setup
+
+
+def plottable(w, tmp, mp):
+    """A copy of the run with a validation robust accuracy per epoch ({x}): `runs --plot` can draw it."""
+    run = _copy_run(w, tmp, name="plotted")
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    (run / "metrics.jsonl").write_text("".join(json.dumps({**m, "val_robust_acc": 0.5}) + "\n" for m in lines))
+    return {"x": str(run)}
+
+
+def run_with_users_card(w, tmp, mp):
+    run = _copy_run(w, tmp)
+    (run / "card.json").write_text('{"my": "own notes"}\n')
+    return {"x": str(run)}
+
+
+def users_png_in_cwd(w, tmp, mp):  # `runs --plot`'s default output, val_robust.png, is the user's
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    fig.savefig(tmp / "val_robust.png")  # a PNG, but not one inborn drew
+    plt.close(fig)
+    mp.chdir(tmp)
+    return {}
+
+
+def users_dir_with(name):
+    def setup(w, tmp, mp):
+        (tmp / "mine").mkdir()
+        (tmp / "mine" / name).write_text("# my notes\n")
+        return {"x": str(tmp / "mine")}
+    return setup
+
+
+def another_study(w, tmp, mp):
+    study = tmp / "existence-quick"
+    study.mkdir()
+    (study / ".inborn").write_text('{"kind": "study", "name": "existence (quick)"}')
+    (study / "study.json").write_text('{"study": "existence", "scale": "quick"}')
+    (study / "report.md").write_text("# existence\n")
+    return {"x": str(study)}
+
+
+def foreign_sqlite(w, tmp, mp):
+    with sqlite3.connect(tmp / "photos.db") as c:
+        c.execute("CREATE TABLE photos (path TEXT)")
+    return {"x": str(tmp / "photos.db")}
+
+
+def garbage_wal(w, tmp, mp):
+    shutil.copy(w["db"], tmp / "copy.db")
+    (tmp / "copy.db-wal").write_bytes(os.urandom(200))
+    return {"x": str(tmp / "copy.db")}
 
 
 def study_yaml(w, tmp, mp):
@@ -501,6 +568,30 @@ CASES = [
     ("card-no-autoattack-evaluation", ["card", "{run}", "--out", "{tmp}/card.json"], None),
     ("card-reported-nan", ["card", "{run}", "--reported", "nan", "--out", "{tmp}/card.json"], None),
     ("card-out-a-directory", ["card", "{run}", "--partial", "--out", "{x}"], a_dir),
+    # -- every output guarded: a user's file, another run's or the run's own files -----------------
+    # (the card cases could write: the run has an AutoAttack evaluation of 8 images in {db})
+    ("card-over-the-users-card-json", ["card", "{x}", "--partial", "--db", "{db}"], run_with_users_card),
+    ("card-out-a-users-file", ["card", "{run}", "--partial", "--out", "{x}", "--db", "{db}"],
+     users_file("notes.json")),
+    ("card-out-another-runs-config", ["card", "{run}", "--partial", "--out", "{ticket}/config.yaml", "--db", "{db}"],
+     None),
+    ("card-out-the-runs-model", ["card", "{run}", "--partial", "--out", "{run}/model.safetensors", "--db", "{db}"],
+     None),
+    ("runs-plot-out-a-users-png", ["runs", "--plot", "{x}", "--out", "{tmp}/mine.png", "--db", "{db}"],
+     lambda w, tmp, mp: {**users_file("mine.png", "\x89PNG not inborn's\n")(w, tmp, mp), **plottable(w, tmp, mp)}),
+    ("runs-plot-out-a-runs-curves", ["runs", "--plot", "{x}", "--out", "{x}/curves.png", "--db", "{db}"],
+     plottable),
+    ("runs-plot-default-over-a-users-file", ["runs", "--plot", "{x}", "--db", "{db}"],
+     lambda w, tmp, mp: {**plottable(w, tmp, mp), **users_png_in_cwd(w, tmp, mp)}),
+    ("reproduce-out-a-users-report", ["reproduce", "tour", "--out", "{x}"], users_dir_with("report.md")),
+    ("reproduce-out-another-study", ["reproduce", "tour", "--out", "{x}"], another_study),
+    ("sweep-out-a-users-sweep-md", ["sweep", "{tmp}/base.yaml", "--grid", "lr=0.1,0.05", "--out", "{x}"],
+     lambda w, tmp, mp: {**sweep_base(w, tmp, mp), **users_dir_with("sweep.md")(w, tmp, mp)}),
+    ("nas-out-a-users-report", ["nas", "--out", "{x}", "--data", "digits", "--archs", "conv2", "--ensemble", ""],
+     users_dir_with("report.md")),
+    ("train-smoke-resume-an-existing-run", ["train", "--smoke", "--resume", "--out", "{run}"], None),
+    ("eval-db-another-applications", [*E, "--db", "{x}"], foreign_sqlite),
+    ("eval-db-garbage-wal", [*E, "--db", "{x}"], garbage_wal),
 ]
 
 

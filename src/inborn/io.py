@@ -72,6 +72,38 @@ def _umask() -> int:
     return mask
 
 
+FIGURE_SOFTWARE = "inborn"  # the PNG `Software` text every figure inborn draws carries: its signature
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, tight: bool = False) -> None:
+    """A matplotlib figure as a PNG at `path`, written atomically and signed as inborn's (so the
+    output guard knows it may replace it)."""
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi, metadata={"Software": FIGURE_SOFTWARE},
+                                             **({"bbox_inches": "tight"} if tight else {})))
+
+
+def is_inborn_figure(path: str | Path) -> bool:
+    """Whether `path` is a PNG whose `Software` text says inborn drew it (`save_figure`)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != _PNG:
+                return False
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return False
+                size, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind in (b"IDAT", b"IEND") or size > 1 << 20:  # text chunks come before the image data
+                    return False
+                data = f.read(size)
+                f.read(4)  # CRC
+                if kind == b"tEXt" and data.split(b"\0", 1) == [b"Software", FIGURE_SOFTWARE.encode()]:
+                    return True
+    except OSError:
+        return False
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 

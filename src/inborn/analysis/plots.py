@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inborn.io import atomic_write
+from inborn.io import save_figure
 from inborn.tables import result_column
 from inborn.train.curves import plot_training_curves
 
@@ -36,7 +36,7 @@ def plot_robustness_curve(result: dict[str, Any], path: str | Path, title: str =
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -64,7 +64,7 @@ def plot_transfer_heatmap(result: dict[str, Any], path: str | Path) -> None:
     ax.set_title(f"accuracy on PGD-{result['steps']} examples, ε={result['eps']:.4g}")
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -99,7 +99,7 @@ def plot_study_curves(rows: list[dict[str, Any]], attacks: list[str], eps: list[
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+    save_figure(fig, path, dpi=110, tight=True)
     plt.close(fig)
 
 
@@ -140,7 +140,7 @@ def plot_r2s(result: dict[str, Any], path: str | Path, references: list[dict[str
                  f"{result['repeats']} repeats", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -170,5 +170,5 @@ def plot_runs_val_robust(runs: list[tuple[str, list[dict[str, Any]]]], path: str
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -33,12 +33,15 @@ def cmd_card(args: argparse.Namespace) -> int:
     from inborn.errors import InbornError
     from inborn.io import atomic_write_json
     from inborn.store import ResultsDB
+    from inborn.store.guard import check_output_file
 
     if args.reported is not None and not (math.isfinite(args.reported) and 0 <= args.reported <= 1):
         raise InbornError(f"--reported is an accuracy in [0, 1], got {args.reported}")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "card.json"
-    if out.is_dir():
-        raise InbornError(f"--out {str(out)!r} is a directory; name the card's file")
+    own = Path(args.run_dir) / "card.json"
+    out = Path(args.out) if args.out else own
+    # The run's own card.json, or a file elsewhere: never another file of a run (its model, its
+    # config) nor a file inborn did not write as a card (a user's own card.json included).
+    check_output_file(out, "card", own=own)
     card = model_card(args.run_dir, db=ResultsDB(args.db), data_dir=args.data_dir, partial=args.partial,
                       reported=args.reported, name=args.name)
     atomic_write_json(out, card)

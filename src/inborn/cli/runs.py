@@ -82,7 +82,11 @@ def plot_runs(paths: list[str], out: str) -> int:
     """`--plot RUN...`: every run's validation robust accuracy on one figure; checked before drawing."""
     from inborn.analysis.plots import plot_runs_val_robust
     from inborn.store import RunDir
+    from inborn.store.guard import check_output_file
 
+    if Path(out).suffix.lower() != ".png":
+        raise InbornError(f"--out {out!r}: the figure is a PNG, name it .png")
+    check_output_file(out, "figure")  # never a run's curves.png, nor a PNG inborn did not draw
     runs = []
     unique = len({Path(p).name for p in paths}) == len(paths)  # label by name when names tell them apart
     for path in paths:
@@ -93,8 +97,6 @@ def plot_runs(paths: list[str], out: str) -> int:
             raise InbornError(f"{path!r} has no validation robust accuracy in {RunDir.METRICS} (a natural run, "
                               "or one without a validation split, or not started)")
         runs.append((Path(path).name if unique else path, history))
-    if Path(out).suffix.lower() != ".png":
-        raise InbornError(f"--out {out!r}: the figure is a PNG, name it .png")
     plot_runs_val_robust(runs, out)
     print(f"plot: {out}")
     return 0

@@ -69,6 +69,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
     """Train (or search) as `cfg` says, or resume the run in --out; print the test figures."""
     from inborn.store import ResultsDB
+
+    if args.resume and getattr(args, "smoke", None):  # a smoke run never touches --out, so it resumes nothing
+        raise InbornError("--smoke runs in a throwaway directory and cannot --resume a run; drop one of them")
     from inborn.train import train
 
     if cfg is not None and cfg.smoke and getattr(args, "smoke", None):

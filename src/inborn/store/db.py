@@ -159,6 +159,11 @@ class ResultsDB:
                 raise InbornError(f"{str(path)!r} is not a SQLite database; pass another --db")
             if write and not os.access(path, os.W_OK):
                 raise InbornError(f"results database {str(path)!r} is not writable")
+            _check_wal(path)
+            foreign = _foreign_tables(path) if head else []
+            if foreign:
+                raise InbornError(f"{str(path)!r} is another application's SQLite database (it holds "
+                                  f"{', '.join(foreign[:3])}); pass another --db")
             return
         check_creatable(path)
 
@@ -232,6 +237,39 @@ def ensure(db: ResultsDB) -> None:
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+_OWN_TABLES = {"runs", "results", "results_v1"}
+_WAL_MAGIC = (0x377F0682, 0x377F0683)  # a write-ahead log's first 4 bytes (big-endian), per SQLite's format
+
+
+def _check_wal(path: Path) -> None:
+    """A write-ahead log beside the database that SQLite would not recognise is refused: writing
+    would discard what it was meant to hold."""
+    wal = Path(f"{path}-wal")
+    try:
+        with open(wal, "rb") as f:
+            head = f.read(32)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InbornError(f"cannot read the results database's log {str(wal)!r}: {e.strerror}") from e
+    if head and (len(head) < 32 or int.from_bytes(head[:4], "big") not in _WAL_MAGIC):
+        raise InbornError(f"the results database's write-ahead log {str(wal)!r} is damaged; move it away (the "
+                          "database without it holds every result written before its last checkpoint)")
+
+
+def _foreign_tables(path: Path) -> list[str]:
+    """Tables of the database at `path` that inborn does not make (read-only look)."""
+    try:
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=60.0)
+        try:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise InbornError(f"results database {str(path)!r}: {e}") from e
+    return sorted(n for n in names if n not in _OWN_TABLES and not n.startswith("sqlite_"))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

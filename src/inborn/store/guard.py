@@ -5,9 +5,11 @@ inborn writes only into a directory that
   - is empty,
   - is an inborn run directory of the kind being written (its config.yaml says so), to resume
     or re-run it, or
-  - is an inborn study directory of the same kind (its `.inborn` marker says so);
-and never replaces a file it did not write. A single file (`inborn export --out`) may not be a
-directory, nor a file of a run directory, nor an existing file that is not an inborn export.
+  - is an inborn study directory of the same kind and the same study (its `.inborn` marker says so);
+and never replaces a file it did not write. A single file (an export, a card, a figure) may not be
+a directory, nor a file of a run or study directory other than the run's own file of that kind
+(`RUN/card.json`), nor an existing file that is not one inborn wrote of that kind (a safetensors
+export, a card's JSON, a PNG inborn drew: `io.save_figure` signs it).
 Everything is a one-line InbornError, raised before the first byte is written.
 """
 
@@ -22,7 +24,7 @@ import yaml
 from safetensors import safe_open
 
 from inborn.errors import InbornError
-from inborn.io import atomic_write_json
+from inborn.io import atomic_write_json, is_inborn_figure
 
 MARKER = ".inborn"  # a study or sweep directory's kind, written when inborn creates it
 NAME_MAX = 255  # bytes in one path component on every common file system
@@ -75,13 +77,19 @@ def run_kind(path: str | Path) -> str | None:
 
 
 def marker_kind(path: str | Path) -> str | None:
+    return _marker(path).get("kind") if (Path(path) / MARKER).is_file() else None
+
+
+def _marker(path: str | Path) -> dict[str, str | None]:
+    """The `.inborn` marker's kind and name ({"kind": "foreign"} when unreadable; {} when absent)."""
     marker = Path(path) / MARKER
     if not marker.is_file():
-        return None
+        return {}
     try:
-        return str(json.loads(marker.read_text()).get("kind"))
-    except (ValueError, OSError, AttributeError):
-        return "foreign"
+        doc = json.loads(marker.read_text())
+        return {"kind": str(doc["kind"]), "name": doc.get("name") if isinstance(doc.get("name"), str) else None}
+    except (ValueError, OSError, AttributeError, KeyError, TypeError):
+        return {"kind": "foreign"}
 
 
 def check_output(path: str | Path, kinds: str | Iterable[str], *, what: str = "--out",
@@ -114,19 +122,41 @@ def check_output(path: str | Path, kinds: str | Iterable[str], *, what: str = "-
                           "new or empty directory")
 
 
-def claim_study(path: str | Path, kind: str, *, what: str = "--out") -> None:
+def claim_study(path: str | Path, kind: str, *, name: str | None = None, what: str = "--out") -> None:
     """Check a study's (or sweep's) output directory, then create it with its `.inborn` marker.
 
-    A directory made by an earlier inborn without the marker is recognised by its contents: run
-    directories and the study's own report files only."""
+    `name` says which study (`existence (quick)`): a directory holding another study is refused.
+    A directory made by an earlier inborn without the marker (or without a name in it) is
+    recognised by its contents: run directories and the study's own report files only, its
+    `study.json` naming the same study."""
     path = Path(path)
     earlier = path.is_dir() and marker_kind(path) is None and run_kind(path) is None and _earlier_study(path)
     if not earlier:  # a study directory from before the marker is taken as it is
         check_output(path, kind, what=what)
+    held = _marker(path).get("name") or _study_json_name(path)
+    if name is not None and held is not None and held != name:
+        raise InbornError(f"{what} {_q(path)} already holds the study {held!r}, not {name!r}; choose another "
+                          "directory")
     if not path.exists():
         path.mkdir(parents=True)
-    if marker_kind(path) is None:
-        atomic_write_json(path / MARKER, {"kind": kind})
+    if marker_kind(path) is None or (name is not None and _marker(path).get("name") is None):
+        atomic_write_json(path / MARKER, {"kind": kind, **({"name": name} if name is not None else {})})
+
+
+def study_name(study: str, scale: str | None = None) -> str:
+    """A study directory's name in its marker: `existence (quick)`."""
+    return study if scale is None else f"{study} ({scale})"
+
+
+def _study_json_name(path: Path) -> str | None:
+    """The study a marker-less (older) study directory's study.json names, if it names one."""
+    try:
+        doc = json.loads((path / "study.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("study"), str):
+        return None
+    return study_name(doc["study"], doc.get("scale") if isinstance(doc.get("scale"), str) else None)
 
 
 def _earlier_study(path: Path) -> bool:
@@ -138,30 +168,50 @@ def _earlier_study(path: Path) -> bool:
     def is_run(e: Path) -> bool:
         return e.is_dir() and (run_kind(e) not in (None, "foreign") or (e / "cell.json").exists())
 
+    def has_runs(e: Path) -> bool:  # a study's `runs/` holds run directories; a user's folder may not
+        return e.name == "runs" and e.is_dir() and any(is_run(r) for r in e.iterdir())
+
+    # Report files alone do not make a study: a user's folder may hold a report.md or sweep.md.
     return (bool(entries) and all(e.name in owned or e.name.endswith((".csv", ".png", ".md")) or is_run(e)
                                   for e in entries)
-            and any(e.name in owned or is_run(e) for e in entries))
+            and any(is_run(e) or has_runs(e) or _study_json_name(path) is not None for e in entries))
 
 
-def check_output_file(path: str | Path, *, what: str = "--out", export_key: str = "inborn_export") -> None:
-    """A single file to write (an export): not a directory, not a file of a run directory, and
-    not an existing file that inborn did not write (a safetensors file with `export_key`)."""
+FILE_KINDS = {"export": ("model.safetensors", "an export"), "card": ("card.json", "a model card"),
+              "figure": ("figure.png", "a figure")}  # kind -> (an example name, what inborn calls it)
+
+
+def check_output_file(path: str | Path, kind: str = "export", *, what: str = "--out", own: Path | None = None) -> None:
+    """A single file to write, of `kind` (export, card, figure): not a directory; not inside a run
+    or study directory, except `own` (the one file of this kind that directory's run keeps, e.g.
+    RUN/card.json); and not an existing file unless inborn wrote it as a file of this kind."""
     path = Path(path)
+    example, called = FILE_KINDS[kind]
     check_name(path)
     if path.is_dir():
-        raise InbornError(f"{what} {_q(path)} is a directory; name the file to write, e.g. "
-                          f"{str(path / 'model.safetensors')!r}")
+        raise InbornError(f"{what} {_q(path)} is a directory; name the file to write, e.g. {str(path / example)!r}")
     if not path.exists():
         check_creatable(path)
-    if run_kind(path.parent) is not None or (path.parent / ".lock").exists():
-        raise InbornError(f"{what} {_q(path)} is inside the run directory {str(path.parent)!r}; write it elsewhere")
-    if path.exists() and not _is_export(path, export_key):
-        raise InbornError(f"{what} {_q(path)} exists and is not a file inborn exported; choose a new file name")
+    inside = run_kind(path.parent) is not None or (path.parent / ".lock").exists() or marker_kind(path.parent)
+    is_own = own is not None and path.absolute() == Path(own).absolute()
+    if inside and not is_own:
+        raise InbornError(f"{what} {_q(path)} is inside the inborn directory {str(path.parent)!r}; write it elsewhere")
+    if path.exists() and not _written_as(path, kind):
+        raise InbornError(f"{what} {_q(path)} exists and is not {called} inborn wrote; choose a new file name")
 
 
-def _is_export(path: Path, key: str) -> bool:
+def _written_as(path: Path, kind: str) -> bool:
+    """Whether the file at `path` is one inborn wrote as a file of `kind`."""
+    if kind == "figure":
+        return is_inborn_figure(path)
+    if kind == "card":
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(doc, dict) and "inborn_version" in doc and "autoattack_acc" in doc
     try:
         with safe_open(str(path), framework="pt") as f:
-            return key in (f.metadata() or {})
+            return "inborn_export" in (f.metadata() or {})
     except Exception:  # not a safetensors file at all
         return False

@@ -158,8 +158,9 @@ def _row(name: str, family: str, model: torch.nn.Module, shape: tuple[int, ...],
 
 def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "local", max_parallel: int = 1,
                   address: str | None = None, device: str = "auto", progress: bool = True,
-                  db: str | Path | None = None) -> dict[str, Any]:
-    """Train, evaluate and ensemble as `cfg` says; write the report into `out`; return its tables."""
+                  db: str | Path | None = None, study: str = "nas") -> dict[str, Any]:
+    """Train, evaluate and ensemble as `cfg` says; write the report into `out`; return its tables.
+    `study`: the name the output directory's marker holds (a preset's, under `inborn reproduce`)."""
 
     out = Path(out)
     if cfg.combine not in ("logits", "softmax"):
@@ -179,7 +180,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
         check_settings(cell.config, cell.name)
     if db is not None:
         ResultsDB(db).check()
-    claim_study(out, "study")
+    claim_study(out, "study", name=study)
     atomic_write_json(out / "study.json", {"study": "nas", "config": cfg.to_dict(), "eps": grid})
     run_or_fail(cells, executor=executor, max_parallel=max_parallel, address=address, db=db, progress=progress)
 

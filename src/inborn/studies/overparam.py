@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
-from inborn.io import atomic_write, atomic_write_text
+from inborn.io import atomic_write_text, save_figure
 from inborn.settings import with_dotted
 from inborn.studies.seeds import beyond_spread, fmt_spread, mean_std
 from inborn.studies.tickets import TicketStudy, gain_over_floor, run_ticket_study, study_attack
@@ -166,5 +166,5 @@ def plot_overparam(rows: list[dict[str, Any]], widen: str, path: Path, title: st
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
+    save_figure(fig, path, dpi=120, tight=True)
     plt.close(fig)

@@ -10,7 +10,7 @@ from inborn.data import load_data
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
 from inborn.store import ResultsDB
-from inborn.store.guard import claim_study
+from inborn.store.guard import claim_study, study_name
 from inborn.studies.execute import run_or_fail
 from inborn.studies.family import run_family_study
 from inborn.studies.nas import run_nas_study
@@ -55,7 +55,8 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     out = Path(out)
     if db is not None:
         ResultsDB(db).check()
-    claim_study(out, "study")  # new, empty or an inborn study: never a run or a user's files
+    # New, empty or this very study's directory: never a run, another study or a user's files.
+    claim_study(out, "study", name=study_name(preset["study"], scale))
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
 
     run = functools.partial(run_or_fail, executor=executor, max_parallel=max_parallel, address=address, db=db,
@@ -64,7 +65,7 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     if preset["runner"] == "nas":
         result = run_nas_study(NasStudyConfig.from_dict(preset["settings"]), out, executor=executor,
                                max_parallel=max_parallel or 1, address=address, device=device, progress=progress,
-                               db=db)
+                               db=db, study=study_name(preset["study"], scale))
         return {"report": out / "report.md", "main_table": result["main_table"], "rows": result["rows"]}
     if preset["runner"] == "tickets":
         study = run_ticket_study(preset, out, run=run)

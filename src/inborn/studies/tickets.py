@@ -29,7 +29,7 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.evaluation.results import ResultView
-from inborn.io import atomic_write
+from inborn.io import save_figure
 from inborn.settings import with_dotted
 from inborn.store import RunDir
 from inborn.studies.seeds import fmt_spread, mean_std, ordering_sentence, seed_suffix, seeded, study_seeds
@@ -466,6 +466,6 @@ def plot_ticket_study(table: dict[Any, dict[str, Series]], dense: Series, vary: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: never over a point
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
+    save_figure(fig, path, dpi=120, tight=True)
     plt.close(fig)
 

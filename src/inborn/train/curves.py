@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from inborn.io import atomic_write
+from inborn.io import save_figure
 
 CURVES = "curves.png"
 
@@ -50,7 +50,7 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path, *, sel
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
