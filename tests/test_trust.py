@@ -150,6 +150,17 @@ def test_a_config_naming_os_system_is_refused_before_anything_runs(user, tmp_pat
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("ref, kwargs", [("os:system", ["command=touch {}"]),
+                                         ("subprocess:run", ["args=touch {}", "shell=true"])])
+def test_import_refuses_python_own_modules(user, tmp_path, capsys, ref, kwargs):
+    victim = tmp_path / "pwned"
+    assert main(["import", "--model", ref, "--kwargs", *[k.format(victim) for k in kwargs],
+                 "--weights", str(user / "w.safetensors"), "--data", "digits", "--out", str(tmp_path / "run"),
+                 "--db", str(tmp_path / "db.sqlite")]) == 2
+    assert "part of Python's standard library" in _one_error_line(capsys)
+    assert not victim.exists() and not (tmp_path / "run").exists()
+
+
 def test_a_config_edited_alone_disagrees_with_its_checkpoint(user, tmp_path, capsys):
     run = tmp_path / "run"
     assert _import(user, run) == 0
