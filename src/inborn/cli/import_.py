@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Import your own network (a function or class in a .py file or an installed module) with "
                     "its weights, so that eval, search --from-run, ensemble, family r2s --baseline and card "
                     "work on it. The run records the code's file and SHA-256 (or module and package version) "
-                    "and refuses to load once the file has changed.")
+                    "and refuses to load once the file has changed. The code is recorded as trusted on "
+                    "this machine; elsewhere, loading the run needs INBORN_TRUST_CODE=1 (see docs/import.md).")
     p.add_argument("--model", required=True, metavar="FILE.py:FACTORY",
                    help="FILE.py:FACTORY or package.module:FACTORY; FACTORY(**kwargs) returns an nn.Module "
                         "whose logits are [batch, classes]")

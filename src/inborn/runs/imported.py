@@ -2,7 +2,8 @@
 that every command reads like a trained run: eval, search --from-run, ensemble, r2s --baseline, card.
 
 Everything is checked before anything is written: the code imports, the factory builds, the
-weights fit it strictly, and the logits fit the data set.
+weights are finite and fit it strictly, and the logits fit the data set. Then the code is recorded
+as trusted on this machine (inborn.spec.trust): its user imported it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
 
 from inborn.data import DataSplits, load_data
 from inborn.errors import InbornError, one_line
 from inborn.runs.load import save_model
-from inborn.spec.imported import KIND, build_imported, file_sha256, is_imported, parse_model_ref
+from inborn.spec.imported import KIND, build_imported, file_sha256, is_imported, locate_code, parse_model_ref
+from inborn.spec.trust import TRUST_FILE_ENV, approve, consent, trust_file
 from inborn.store import ResultsDB, RunDir
 from inborn.store.guard import check_output
 from inborn.store.run_dir import read_safetensors
@@ -47,6 +50,14 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise InbornError(f"{str(path)!r} holds no state dict (a dict of tensors, or one under 'state_dict' "
                           "or 'model')")
     return {str(k): v for k, v in obj.items()}
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """NaN or infinite weights make every figure of the run meaningless: refused, naming the first."""
+    for name, t in tensors.items():
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            what = "NaN" if bool(torch.isnan(t).any()) else "infinite"
+            raise InbornError(f"weights {source!r}: tensor {name!r} holds {what} values; import finite weights")
 
 
 def load_strict(body: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -84,6 +95,8 @@ def check_logits(model: nn.Module, splits: DataSplits) -> None:
     try:
         with torch.no_grad():
             out = model(x)
+    except SystemExit as e:  # the user's forward may exit: an error, not inborn's exit (Ctrl-C still ends it)
+        raise InbornError(f"the model called sys.exit({e.code!r}) on a batch of {info.name} images") from e
     except Exception as e:
         raise InbornError(f"the model fails on a batch of {info.name} images {tuple(x.shape)}: {one_line(e)}") from e
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -116,7 +129,9 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
         "std": _channel_values(std, info.in_channels, "std", 1.0),
     }
     tensors = read_weights(weights)
-    wrapped = build_imported(spec)
+    check_finite(tensors, str(weights))
+    with consent(record=False):  # the user runs their own code; it is recorded below, once it passed
+        wrapped = build_imported(spec)
     load_strict(wrapped.body, tensors, str(weights))
     check_logits(wrapped, splits)
     config = {"data": data, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "eps": eps,
@@ -125,12 +140,38 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
     params = sum(p.numel() for p in wrapped.parameters())
     summary = {"kind": KIND, "arch": spec["arch"], "data": data, "eps": eps, "source": source,
                "factory": factory, "kwargs": spec["kwargs"], "parameters": params, "weights": config["weights"]}
-    with run.lock():
-        run.write_config(config, spec, kind=KIND)
-        save_model(run, wrapped, spec, extra={"imported_from": config["weights"]})
-        run.write_summary(summary)
+    try:  # this machine's user imported it: later loads of this code need no consent
+        approve(locate_code(source, factory), how="import")
+    except OSError as e:
+        raise InbornError(f"cannot record the model's code as trusted in {str(trust_file())!r} ({one_line(e)}); "
+                          f"set {TRUST_FILE_ENV} to a writable file") from e
+    _write_run(run, wrapped, spec, config, summary)
     db.upsert_run(run.path, kind=KIND, status="complete", config=config, summary=summary)
     return summary
+
+
+def _write_run(run: RunDir, wrapped: nn.Module, spec: dict[str, Any], config: dict[str, Any],
+               summary: dict[str, Any]) -> None:
+    """The model first and the config last, so that a config never names a missing model; a write
+    that fails (a full disk) removes what this import wrote, so that it can simply be retried."""
+    written: list[Path] = []
+    try:
+        with run.lock():
+            try:
+                for name, write in ((RunDir.MODEL, lambda: save_model(run, wrapped, spec,
+                                                                      extra={"imported_from": config["weights"]})),
+                                    (RunDir.SUMMARY, lambda: run.write_summary(summary)),
+                                    (RunDir.CONFIG, lambda: run.write_config(config, spec, kind=KIND))):
+                    existed = run.file(name).exists()
+                    write()
+                    if not existed:
+                        written.append(run.file(name))
+            except BaseException:
+                for path in written:
+                    path.unlink(missing_ok=True)
+                raise
+    except SafetensorError as e:  # safetensors' own error (a full disk among them), not an OSError
+        raise InbornError(f"cannot write {str(run.file(RunDir.MODEL))!r}: {one_line(e)}") from e
 
 
 def imported_source(path: str | Path) -> dict[str, Any] | None:

@@ -21,11 +21,22 @@ from inborn.runs.ensemble import KIND as ENSEMBLE
 from inborn.runs.ensemble import ensemble_members, ensemble_run, member_docs, write_ensemble_config
 from inborn.runs.family import load_family
 from inborn.spec import build_model
+from inborn.spec.build import missing_fields
+from inborn.spec.imported import is_imported
+from inborn.spec.trust import consent
 from inborn.store.run_dir import RunDir, read_safetensors
 
 
-def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
-    """The selected model of a run, in eval mode: pixels in [0,1] in, logits out."""
+def load(run_dir: str | Path, *, device: str | torch.device = "cpu", trust_code: bool = False) -> nn.Module:
+    """The selected model of a run, in eval mode: pixels in [0,1] in, logits out.
+
+    An imported run's own code (its model file or module) runs only if this machine's user imported
+    it or consented to it before; `trust_code=True` is that consent (as `INBORN_TRUST_CODE=1`), and
+    is recorded, so that later loads of the same code pass without it. See inborn.spec.trust.
+    """
+    if trust_code:
+        with consent():
+            return load(run_dir, device=device)
     run = RunDir(run_dir)
     doc = run.read_config()
     if doc.get("kind") == "family":  # a ticket family loads as its Random RST Switch
@@ -34,6 +45,9 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
     if doc.get("kind") == ENSEMBLE:  # members load from their own runs
         return load_ensemble(run.path, device)
     spec = doc["model"]
+    missing = missing_fields(spec)
+    if missing:
+        raise InbornError(f"{str(run.file(RunDir.CONFIG))!r} lacks model.{missing[0]}")
     path = run.file(RunDir.MODEL)
     if not path.exists():
         raise InbornError(f"run directory {str(run.path)!r} has no checkpoint ({RunDir.MODEL}); train it first")
@@ -49,6 +63,11 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Modul
             f"checkpoint {str(path)!r} belongs to model {stored.get('arch')!r}, "
             f"but the run config says {spec.get('arch')!r}"
         )
+    if is_imported(spec):  # the code to run is the one the import recorded in both files
+        differ = [k for k in ("source", "factory", "kwargs") if stored and stored.get(k) != spec.get(k)]
+        if differ:
+            raise InbornError(f"{str(run.file(RunDir.CONFIG))!r} names other model code than its checkpoint "
+                              f"{str(path)!r} ({', '.join(differ)} differ); refused")
     model = build_model(spec)
     if "supermask" in spec:
         load_ticket_tensors(model, tensors, meta, str(path))
