@@ -11,6 +11,9 @@ import torch.nn as nn
 def _isolated_db(tmp_path, monkeypatch):
     """Every test writes to its own results database, never to ./runs."""
     monkeypatch.setenv("INBORN_DB", str(tmp_path / "inborn.db"))
+    # ...and records the model code it trusts in its own file, never in ~/.config/inborn.
+    monkeypatch.setenv("INBORN_TRUST_FILE", str(tmp_path / "trusted.json"))
+    monkeypatch.delenv("INBORN_TRUST_CODE", raising=False)
     torch.manual_seed(0)
 
 

@@ -237,7 +237,8 @@ def test_a_run_imported_elsewhere_needs_consent_then_is_remembered(user, tmp_pat
     assert inborn.load(run)(torch.rand(1, 1, 16, 16)).shape == (1, 10)  # recorded: no consent needed now
 
 
-def test_the_command_line_consents_with_inborn_trust_code(user, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("how", ["INBORN_TRUST_CODE=1", "--trust-code"])
+def test_the_command_line_consents_with_inborn_trust_code(user, tmp_path, monkeypatch, capsys, how):
     run, db = tmp_path / "run", tmp_path / "db.sqlite"
     assert _import(user, run) == 0
     elsewhere = tmp_path / "elsewhere.json"
@@ -245,9 +246,13 @@ def test_the_command_line_consents_with_inborn_trust_code(user, tmp_path, monkey
     capsys.readouterr()
     assert _eval(run, db) == 2
     assert "was not imported on this machine" in _one_error_line(capsys)
-    monkeypatch.setenv("INBORN_TRUST_CODE", "1")
-    assert _eval(run, db) == 0
-    monkeypatch.delenv("INBORN_TRUST_CODE")
+    if how == "--trust-code":
+        assert main(["eval", str(run), "--n", "8", "--steps", "1", "--quiet", "--db", str(db), "--trust-code"]) == 0
+        assert "INBORN_TRUST_CODE" not in os.environ  # the flag's consent ended with its command
+    else:
+        monkeypatch.setenv("INBORN_TRUST_CODE", "1")
+        assert _eval(run, db) == 0
+        monkeypatch.delenv("INBORN_TRUST_CODE")
     assert _eval(run, db) == 0  # the consent was recorded
     assert [e["factory"] for e in json.loads(elsewhere.read_text())["trusted"]] == ["make"]
 

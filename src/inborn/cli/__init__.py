@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 from typing import Any
+
+from safetensors import SafetensorError
 
 from inborn.cli import (
     card,
@@ -69,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: Any) -> int:
     previous = _on_sigterm()
+    consent = os.environ.get("INBORN_TRUST_CODE")
+    if getattr(args, "trust_code", False):  # for this command only: the model loader and sweep cells read it
+        os.environ["INBORN_TRUST_CODE"] = "1"
     try:
         return int(args.func(args) or 0)
+    except SafetensorError as e:  # safetensors' own error on a failed write (a full disk), not an OSError
+        print(f"inborn: error: cannot write the model file: {_first_line(str(e))}", file=sys.stderr)
+        return 2
     except InbornError as e:
         print(f"inborn: error: {_first_line(str(e))}", file=sys.stderr)
         return 2
@@ -86,6 +95,10 @@ def _run(args: Any) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if getattr(args, "trust_code", False):
+            os.environ.pop("INBORN_TRUST_CODE", None)
+            if consent is not None:
+                os.environ["INBORN_TRUST_CODE"] = consent
 
 
 def _on_sigterm() -> Any:

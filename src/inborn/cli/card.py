@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from inborn.cli.common import real_arg
+from inborn.cli.common import add_trust_flag, real_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the card from an evaluation of part of the test split (marked partial, with n)")
     p.add_argument("--data-dir", help="override the data directory stored in the run")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_card)
 
 

@@ -12,6 +12,14 @@ from inborn.values import parse_names, parse_ratio, parse_real
 
 
 # -- argparse types: a bad number is one line naming the flag (OneLineParser), never a traceback --
+def add_trust_flag(p: argparse.ArgumentParser) -> None:
+    """`--trust-code`: consent to run the model code an imported run names (`INBORN_TRUST_CODE=1` for the
+    process: its sweep cells inherit it); see docs/import.md."""
+    p.add_argument("--trust-code", action="store_true",
+                   help="run the model code of an imported run that was not imported on this machine (the "
+                        "file's hash is then recorded as trusted); never without reading that code first")
+
+
 def count_arg(text: str) -> int:
     """A count that makes no sense at 0: an integer >= 1."""
     try:

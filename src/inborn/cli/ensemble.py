@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from inborn.cli.common import count_arg, int_arg
+from inborn.cli.common import add_trust_flag, count_arg, int_arg
 from inborn.errors import InbornError
 
 
@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="override the data directory stored in the members' runs")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_ensemble)
 
 

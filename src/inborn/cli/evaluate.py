@@ -7,7 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from inborn.cli.common import count_arg, int_arg
+from inborn.cli.common import add_trust_flag, count_arg, int_arg
 from inborn.errors import InbornError
 from inborn.tables import text_table
 from inborn.values import parse_eps, parse_eps_list, parse_names
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_eval)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from inborn.cli.common import add_trust_flag
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a ticket as a plain sparse model (safetensors)")
     p.add_argument("ticket", help="a run directory made by inborn search")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.add_argument("--json", action="store_true", help="print the size report as JSON")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_export)
 
 

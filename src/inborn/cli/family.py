@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from inborn.analysis.r2s_config import R2SSettings, r2s_settings
-from inborn.cli.common import count_arg, int_arg, parse_ratio_list, throwaway
+from inborn.cli.common import add_trust_flag, count_arg, int_arg, parse_ratio_list, throwaway
 from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.values import parse_eps, parse_names
@@ -21,11 +21,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                    "or combine finished tickets with --from-tickets.")
     p.add_argument("--from-tickets", help="comma-separated ticket runs to combine instead of searching")
     add_search_arguments(p, keep_help="comma-separated keep ratios, e.g. 0.03,0.05,0.1,0.2,0.4")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_family)
 
     p = sub.add_parser("transfer", help="the k×k transferability matrix of a family")
     p.add_argument("family", help="a family directory made by inborn family")
     _eval_arguments(p)
+    add_trust_flag(p)
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("r2s", help="evaluate the Random RST Switch under every protocol")
@@ -33,6 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_setting_flags(p, R2SSettings, show_defaults=True)  # one set of defaults with the studies
     p.add_argument("--baseline", help="a run (e.g. dense PGD-AT of the same architecture) to report beside")
     _where_arguments(p)
+    add_trust_flag(p)
     p.set_defaults(func=cmd_r2s)
 
 

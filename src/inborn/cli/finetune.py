@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from inborn.cli.common import add_trust_flag
 from inborn.cli.settings import add_setting_flags
 from inborn.cli.train import add_training_arguments, resolve_config, run_training
 from inborn.train.config import FinetuneConfig, TrainConfig
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a run directory made by inborn search (or finetune.ticket in --config)")
     add_setting_flags(p, FinetuneConfig, prefix="finetune.")
     add_training_arguments(p)
+    add_trust_flag(p)
     p.set_defaults(func=cmd_finetune)
 
 

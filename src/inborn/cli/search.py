@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from inborn.cli.common import add_trust_flag
 from inborn.cli.settings import add_setting_flags
 from inborn.cli.train import add_training_arguments, resolve_config, run_training
 from inborn.masks.config import SupermaskConfig
@@ -15,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Learn only a mask, on adversarial examples, over frozen random weights "
                                    "(or a trained run's weights with --from-run). --adv defaults to pgd.")
     add_search_arguments(p)
+    add_trust_flag(p)
     p.set_defaults(func=cmd_search)
 
 

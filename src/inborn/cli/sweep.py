@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inborn.cli.common import count_arg, real_arg
+from inborn.cli.common import add_trust_flag, count_arg, real_arg
 from inborn.errors import InbornError
 from inborn.tables import text_table
 
@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and what would run; run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_sweep)
 
 

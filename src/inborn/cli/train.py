@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inborn.cli.common import throwaway
+from inborn.cli.common import add_trust_flag, throwaway
 from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model naturally or adversarially",
                        description="Train any zoo model on any data set, naturally or adversarially.")
     add_training_arguments(p)
+    add_trust_flag(p)
     p.set_defaults(func=cmd_train)
 
 

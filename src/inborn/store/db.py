@@ -260,9 +260,11 @@ def _check_wal(path: Path) -> None:
 
 
 def _foreign_tables(path: Path) -> list[str]:
-    """Tables of the database at `path` that inborn does not make (read-only look)."""
+    """Tables of the database at `path` that inborn does not make (a read-only look that creates no
+    file: without a write-ahead log beside it, the database file holds everything)."""
+    query = "?mode=ro" if Path(f"{path}-wal").exists() else "?mode=ro&immutable=1"
     try:
-        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=60.0)
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + query, uri=True, timeout=60.0)
         try:
             names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         finally:
