@@ -104,6 +104,22 @@ def is_inborn_figure(path: str | Path) -> bool:
         return False
 
 
+def read_text(path: str | Path) -> str:
+    """A text file inborn wrote; a binary or foreign one is a one-line error naming it."""
+    try:
+        return Path(path).read_text()
+    except UnicodeDecodeError as e:
+        raise InbornError(f"{str(path)!r} is not text (a binary or foreign file)") from e
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """A JSON file inborn wrote; one line naming it when it is truncated, binary or not JSON."""
+    try:
+        return json.loads(read_text(path))
+    except ValueError as e:
+        raise InbornError(f"{str(path)!r} is not a readable {what} (truncated or edited? {e})") from e
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 

@@ -8,14 +8,14 @@ split the card is refused, or written with `partial: true` and its n when asked.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from inborn import __version__
 from inborn.errors import InbornError
 from inborn.evaluation.journal import model_fingerprint
-from inborn.evaluation.results import evaluation_rows
+from inborn.evaluation.results import check_evaluation_doc, evaluation_rows
+from inborn.io import read_json
 from inborn.runs import load, load_run_data, run_eps
 from inborn.store import ResultsDB, RunDir
 
@@ -33,11 +33,9 @@ def _candidates(run: RunDir, db: ResultsDB | None) -> list[dict[str, Any]]:
         rows += [dict(r) for r in db.results(run_path=str(run.path.resolve()), split="test")]
     eval_json = run.file("eval.json")
     if eval_json.exists():
-        try:
-            result = json.loads(eval_json.read_text())
-        except json.JSONDecodeError:
-            result = {}
-        if result.get("split") == "test" and "results" in result:
+        result = read_json(eval_json, "evaluation")
+        check_evaluation_doc(result, eval_json)
+        if result.get("split") == "test":
             for r in evaluation_rows(result, run.path, "test"):
                 rows.append({**r, "created": eval_json.stat().st_mtime})
     return [r for r in rows if r["attack"] in AUTOATTACKS]

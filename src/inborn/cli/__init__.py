@@ -29,6 +29,7 @@ from inborn.cli import (
 )
 from inborn.cli.common import OneLineParser
 from inborn.errors import InbornError
+from inborn.interrupts import request_stop
 
 
 def build_parser() -> OneLineParser:
@@ -105,6 +106,7 @@ def _on_sigterm() -> Any:
     """SIGTERM ends a command as an exception (exit 143), so that its `finally` blocks run and a
     run's database row says `interrupted`. Returns the handler it replaced (None off the main thread)."""
     def terminate(signum: int, frame: Any) -> None:
+        request_stop(128 + signum)  # remembered, in case code that must not fail swallows the exit below
         raise SystemExit(128 + signum)
 
     try:

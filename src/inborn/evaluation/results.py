@@ -179,6 +179,44 @@ def result_row(run_path: str | Path, split: str, attack: str, eps: float, *, n: 
             "robust_acc": robust_acc, "hrs": hrs, **(settings or {}), "extra": extra or {}}
 
 
+def check_evaluation_doc(doc: Any, path: str | Path) -> None:
+    """The shape of an evaluation as `eval.json` holds it (what `evaluation_rows` reads): one line
+    naming the file and the field when it is truncated, edited or foreign."""
+    where = repr(str(path))
+
+    def share(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+
+    def radius(v: Any) -> bool:  # an ε: L-inf in [0, 1], an L2 radius may be larger
+        return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v < float("inf")
+
+    def count(v: Any, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    if not isinstance(doc, dict):
+        raise InbornError(f"{where} is not an evaluation (an object)")
+    if not count(doc.get("n"), 1):
+        raise InbornError(f"{where}: n must be a positive integer, got {doc.get('n')!r}")
+    if not share(doc.get("clean_acc")):
+        raise InbornError(f"{where}: clean_acc must be an accuracy in [0, 1], got {doc.get('clean_acc')!r}")
+    for key in ("results", "worst_case"):
+        if not isinstance(doc.get(key), list) or not all(isinstance(r, dict) for r in doc[key]):
+            raise InbornError(f"{where}: {key} must be a list of objects")
+    for i, r in enumerate(doc["results"]):
+        problems = [f"attack {r.get('attack')!r}" if not isinstance(r.get("attack"), str) else "",
+                    f"eps {r.get('eps')!r}" if not radius(r.get("eps")) else "",
+                    f"steps {r.get('steps')!r}" if not count(r.get("steps"), 0) else "",
+                    f"robust_acc {r.get('robust_acc')!r}" if not share(r.get("robust_acc")) else "",
+                    f"hrs {r.get('hrs')!r}" if not share(r.get("hrs")) else ""]
+        bad = [p for p in problems if p]
+        if bad:
+            raise InbornError(f"{where}: results[{i}] has a bad or missing {bad[0]}")
+    for i, w in enumerate(doc["worst_case"]):
+        if not (radius(w.get("eps")) and share(w.get("robust_acc")) and share(w.get("hrs"))
+                and isinstance(w.get("attacks"), list)):
+            raise InbornError(f"{where}: worst_case[{i}] needs eps, attacks, robust_acc and hrs")
+
+
 def evaluation_rows(result: Mapping[str, Any], run_path: str | Path, split: str) -> list[dict[str, Any]]:
     """The rows of an `evaluate` result (an `Evaluation`, or its dict as read back from `eval.json`):
     one per attack and ε, and the worst case over several attacks."""

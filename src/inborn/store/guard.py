@@ -24,7 +24,7 @@ import yaml
 from safetensors import safe_open
 
 from inborn.errors import InbornError
-from inborn.io import atomic_write_json, is_inborn_figure
+from inborn.io import atomic_write_json, is_inborn_figure, read_json
 
 MARKER = ".inborn"  # a study or sweep directory's kind, written when inborn creates it
 NAME_MAX = 255  # bytes in one path component on every common file system
@@ -130,6 +130,11 @@ def claim_study(path: str | Path, kind: str, *, name: str | None = None, what: s
     recognised by its contents: run directories and the study's own report files only, its
     `study.json` naming the same study."""
     path = Path(path)
+    record = path / "study.json"
+    if record.exists():  # a finished study's damaged record is reported, never rewritten
+        doc = read_json(record, "study record")
+        if not isinstance(doc, dict) or not isinstance(doc.get("study"), str):
+            raise InbornError(f"{_q(record)} is not an inborn study record (it names no study)")
     earlier = path.is_dir() and marker_kind(path) is None and run_kind(path) is None and _earlier_study(path)
     if not earlier:  # a study directory from before the marker is taken as it is
         check_output(path, kind, what=what)

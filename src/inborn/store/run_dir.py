@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from inborn import __version__
 from inborn.errors import InbornError, one_line
-from inborn.io import atomic_write, atomic_write_json, atomic_write_text, strict_json
+from inborn.io import atomic_write, atomic_write_json, atomic_write_text, read_json, read_text, strict_json
 from inborn.store.guard import run_kind
 
 
@@ -148,17 +148,40 @@ class RunDir:
         atomic_write_text(self.file(self.METRICS), text)
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch records, checked: one JSON object per line, epochs 0, 1, 2, ... in order.
+        A truncated, hand-edited or foreign file is a one-line error naming the line."""
         path = self.file(self.METRICS)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        history = []
+        for number, line in enumerate(read_text(path).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as e:
+                raise InbornError(f"{str(path)!r} line {number} is not JSON (truncated or edited?): {e}") from e
+            if not isinstance(record, dict) or not _is_int(record.get("epoch")):
+                raise InbornError(f"{str(path)!r} line {number} is not an epoch record (an object with an integer "
+                                  "'epoch')")
+            if record["epoch"] != len(history):
+                raise InbornError(f"{str(path)!r} line {number} holds epoch {record['epoch']} where epoch "
+                                  f"{len(history)} belongs: an epoch is missing or repeated")
+            history.append(record)
+        return history
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.file(self.SUMMARY), summary)
 
     def read_summary(self) -> dict[str, Any]:
+        """The finished run's summary ({} when it has none yet), checked: a truncated or edited
+        summary is a one-line error, never taken for an unfinished run (a resume would rewrite it)."""
         path = self.file(self.SUMMARY)
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            return {}
+        doc = read_json(path, "summary")
+        check_summary_doc(doc, path)
+        return doc
 
     # -- tensors ---------------------------------------------------------------
     def write_model(self, state: dict[str, torch.Tensor], model_spec: dict[str, Any],
@@ -210,6 +233,37 @@ def _training_state(meta: dict[str, str], path: Path) -> dict[str, Any]:
     return state
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_share(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def check_summary_doc(doc: Any, path: str | Path) -> None:
+    """The shape of a run's summary.json: an object; its `best_epoch` an integer; its `test` an
+    object with `n` and accuracies in [0, 1]. One line naming the file and the field."""
+    where = repr(str(path))
+    if not isinstance(doc, dict):
+        raise InbornError(f"{where} is not a run summary (an object)")
+    if "best_epoch" in doc and not _is_int(doc["best_epoch"]):
+        raise InbornError(f"{where}: best_epoch must be an integer, got {doc['best_epoch']!r}")
+    if "test" in doc:
+        test = doc["test"]
+        if not isinstance(test, dict):
+            raise InbornError(f"{where}: test must be an object, got {test!r}")
+        for key in ("clean_acc", "robust_acc"):
+            if key not in test or not _is_share(test[key]):
+                raise InbornError(f"{where}: test.{key} must be an accuracy in [0, 1], got {test.get(key)!r}")
+        if "n" in test and not (_is_int(test["n"]) and test["n"] > 0):
+            raise InbornError(f"{where}: test.n must be a positive integer, got {test['n']!r}")
+        per_attack = test.get("per_attack")
+        if per_attack is not None and not (isinstance(per_attack, dict)
+                                           and all(_is_share(v) for v in per_attack.values())):
+            raise InbornError(f"{where}: test.per_attack must map attacks to accuracies in [0, 1]")
+
+
 def check_config_doc(doc: dict[str, Any], path: str | Path) -> None:
     """The shape every inborn config.yaml has: a kind, a config mapping naming its data set, a
     model mapping naming its architecture; anything else is a one-line error on read."""
@@ -222,6 +276,15 @@ def check_config_doc(doc: dict[str, Any], path: str | Path) -> None:
         raise InbornError(f"{where!r}: config.data must name a data set, got {doc['config'].get('data')!r}")
     if not isinstance(doc["model"].get("arch"), str):
         raise InbornError(f"{where!r}: model.arch must name a model, got {doc['model'].get('arch')!r}")
+    # The settings every command reads from a run without building its TrainConfig (eval, transfer, card).
+    config = doc["config"]
+    checks = {"eps": (lambda v: v is None or _is_share(v), "an ε in [0, 1] (pixel units) or null"),
+              "seed": (_is_int, "an integer"),
+              "val_fraction": (lambda v: _is_share(v) and v < 1, "a share in [0, 1)"),
+              "data_dir": (lambda v: v is None or isinstance(v, str), "a directory or null")}
+    for key, (ok, what) in checks.items():
+        if key in config and not ok(config[key]):
+            raise InbornError(f"{where!r}: config.{key} must be {what}, got {config[key]!r}")
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -20,7 +20,7 @@ import yaml
 
 from inborn.data import dataset_entry
 from inborn.errors import InbornError
-from inborn.io import atomic_write_json, atomic_write_text
+from inborn.io import atomic_write_json, atomic_write_text, read_json
 from inborn.models.registry import model_entry
 from inborn.store import ResultsDB, RunDir
 from inborn.sweep import grid as grid_mod
@@ -124,9 +124,12 @@ def check_cell(cell: Cell) -> None:
         raise InbornError(f"cell {cell.name!r}: kind must be one of {', '.join(TRAIN_KINDS)}, got {cell.kind!r}")
     check_kind(cell.kind, cell.config, cell.name)
     path = cell.out / CELL_JSON
-    if path.exists() and not _same_cell(json.loads(path.read_text()), cell.spec()):
-        raise InbornError(f"{str(cell.out)!r} was made with other settings than this sweep's; "
-                          f"use another --out (or remove that directory)")
+    if path.exists():
+        stored = read_json(path, "sweep cell")
+        if not isinstance(stored, dict) or not _same_cell(stored, cell.spec()):
+            raise InbornError(f"{str(cell.out)!r} was made with other settings than this sweep's; "
+                              f"use another --out (or remove that directory)")
+    RunDir(cell.out).read_summary()  # a finished cell's damaged summary: reported now, never rewritten
 
 
 def _same_cell(stored: dict[str, Any], spec: dict[str, Any]) -> bool:

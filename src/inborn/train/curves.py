@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from inborn.interrupts import raise_if_stop_requested
 from inborn.io import save_figure
 
 CURVES = "curves.png"
@@ -59,4 +60,6 @@ def write_curves(run_path: str | Path, history: list[dict[str, Any]], selected: 
     try:
         plot_training_curves(history, Path(run_path) / CURVES, selected=selected, title=title)
     except Exception as e:  # matplotlib missing or broken: the run goes on, the metrics are in metrics.jsonl
+        raise_if_stop_requested()  # unless a termination arrived while drawing (say, inside an import)
         warnings.warn(f"curves.png not drawn: {type(e).__name__}: {e}", stacklevel=2)
+    raise_if_stop_requested()  # a termination the drawing code swallowed whole
