@@ -159,3 +159,24 @@ def test_a_termination_while_the_curves_are_drawn_is_not_swallowed(tmp_path, mon
     monkeypatch.setattr(curves, "plot_training_curves", lambda *a, **k: None)  # swallowed whole, no error
     with pytest.raises(SystemExit):
         curves.write_curves(tmp_path, [], None, "t")
+
+
+def test_a_full_disk_under_safetensors_is_one_line_and_the_retry_succeeds(tmp_path, monkeypatch, capsys):
+    # safetensors raises its own error type on a failed write, not OSError (seen on a full tmpfs).
+    from safetensors import SafetensorError
+
+    from inborn.store import run_dir
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(No space left on device (os error 28))")
+
+    room = run_dir.save_file
+    monkeypatch.setattr(run_dir, "save_file", full)
+    argv = ["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "run"), "--db", str(tmp_path / "db.sqlite")]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "No space left on device" in err and "Traceback" not in err, err
+    assert not list((tmp_path / "run").glob("*.safetensors*"))  # no half-written tensor file
+    monkeypatch.setattr(run_dir, "save_file", room)  # room on the disk again: the same command succeeds
+    assert main(argv) == 0 and (tmp_path / "run" / "model.safetensors").exists()
