@@ -122,11 +122,13 @@ def _report(preset: dict[str, Any], rows: list[dict[str, Any]], widen: str, main
 
 def _gain_line(rows: list[dict[str, Any]], widen: str) -> str:
     """What the ratio above the floor says at each width."""
-    gains = [f"{r['gain ratio']:.2f} at {widen} {r[widen]}" for r in rows if r["gain ratio"] is not None]
+    gains = [f"{r['gain ratio']:.2f} at {widen} {r[widen]}" + (f" (per seed {fmt_spread(r['_gains'], 2)})"
+                                                                if len(r["_gains"]) > 1 else "")
+             for r in rows if r["gain ratio"] is not None]
     if not gains:
         return "**Above natural training:** not measured (no natural-training run, or PGD-AT gains nothing over it)."
     return ("**Above natural training** (the share of what PGD-AT adds over natural training that the ticket "
-            "recovers): " + ", ".join(gains) + ".")
+            "recovers, from the means over seeds): " + ", ".join(gains) + ".")
 
 
 def plot_overparam(rows: list[dict[str, Any]], widen: str, path: Path, title: str) -> None:
