@@ -130,6 +130,16 @@ def test_a_truncated_study_record_is_reported_not_rewritten(tmp_path, capsys):
              "study.json")
 
 
+def test_a_finished_study_with_a_truncated_summary_is_reported_not_rewritten(finished, tmp_path, capsys):
+    study = tmp_path / "tour"
+    (study / "runs").mkdir(parents=True)
+    (study / "study.json").write_text('{"study": "tour", "scale": "quick"}')  # an older study: no marker yet
+    run = shutil.copytree(finished / "run", study / "runs" / "a")
+    (run / "summary.json").write_text((run / "summary.json").read_text()[:30])
+    _refused(["reproduce", "tour", "--out", str(study), "--db", str(tmp_path / "x.db")], tmp_path, capsys,
+             "summary.json")
+
+
 def test_summaries_are_checked_field_by_field():
     from inborn.errors import InbornError
     from inborn.store.run_dir import check_summary_doc

@@ -9,7 +9,7 @@ from typing import Any
 from inborn.data import load_data
 from inborn.errors import InbornError
 from inborn.io import atomic_write_json, atomic_write_text
-from inborn.store import ResultsDB
+from inborn.store import ResultsDB, RunDir
 from inborn.store.guard import claim_study, study_name
 from inborn.studies.execute import run_or_fail
 from inborn.studies.family import run_family_study
@@ -55,6 +55,8 @@ def run_study(name: str, scale: str, out: str | Path, *, data_dir: str | None = 
     out = Path(out)
     if db is not None:
         ResultsDB(db).check()
+    for summary in sorted(out.glob("**/summary.json")) if out.is_dir() else []:
+        RunDir(summary.parent).read_summary()  # a finished run's damaged summary: reported before any write
     # New, empty or this very study's directory: never a run, another study or a user's files.
     claim_study(out, "study", name=study_name(preset["study"], scale))
     atomic_write_json(out / "study.json", {"study": preset["study"], "scale": scale, "preset": preset})
