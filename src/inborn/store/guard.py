@@ -197,10 +197,12 @@ def check_output_file(path: str | Path, kind: str = "export", *, what: str = "--
         raise InbornError(f"{what} {_q(path)} is a directory; name the file to write, e.g. {str(path / example)!r}")
     if not path.exists():
         check_creatable(path)
-    inside = run_kind(path.parent) is not None or (path.parent / ".lock").exists() or marker_kind(path.parent)
+    inside = ("run" if run_kind(path.parent) is not None or (path.parent / ".lock").exists()
+              else "study" if marker_kind(path.parent) else None)
     is_own = own is not None and path.absolute() == Path(own).absolute()
     if inside and not is_own:
-        raise InbornError(f"{what} {_q(path)} is inside the inborn directory {str(path.parent)!r}; write it elsewhere")
+        raise InbornError(f"{what} {_q(path)} is inside the {inside} directory {str(path.parent)!r}; write it "
+                          "elsewhere")
     if path.exists() and not _written_as(path, kind):
         raise InbornError(f"{what} {_q(path)} exists and is not {called} inborn wrote; choose a new file name")
 
