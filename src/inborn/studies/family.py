@@ -22,7 +22,7 @@ from inborn.runs.data import eval_heads
 from inborn.studies.tickets import baseline_cells, search_cells
 
 # A preset's `evaluate` keys as R2SSettings names (`eot`, as the flag, is the name presets used first).
-_ALIASES = {"eot": "eot_samples"}
+EVALUATE_ALIASES = {"eot": "eot_samples"}
 
 
 @dataclass
@@ -42,7 +42,7 @@ def study_settings(preset: dict[str, Any]) -> R2SSettings:
     with `inborn r2s`."""
     if not isinstance(preset.get("evaluate") or {}, dict):
         raise InbornError("a study's `evaluate` must be a mapping, e.g. {n: 200, steps: 20}")
-    evaluate = {_ALIASES.get(k, k): v for k, v in (preset.get("evaluate") or {}).items()}
+    evaluate = {EVALUATE_ALIASES.get(k, k): v for k, v in (preset.get("evaluate") or {}).items()}
     if preset.get("protocols") is not None:
         evaluate["protocols"] = list(preset["protocols"])
     return r2s_settings(**evaluate)
