@@ -12,6 +12,12 @@ def request_stop(code: int) -> None:
     _requested = code
 
 
+def clear_stop() -> None:
+    """Forget a request: a command run in-process (`inborn.cli.main`) starts and ends without one."""
+    global _requested
+    _requested = None
+
+
 def stop_requested() -> int | None:
     """The exit status a signal asked for, or None."""
     return _requested

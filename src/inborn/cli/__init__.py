@@ -29,7 +29,7 @@ from inborn.cli import (
 )
 from inborn.cli.common import OneLineParser
 from inborn.errors import InbornError
-from inborn.interrupts import request_stop
+from inborn.interrupts import clear_stop, request_stop
 
 
 def build_parser() -> OneLineParser:
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
+    clear_stop()
     previous = _on_sigterm()
     consent = os.environ.get("INBORN_TRUST_CODE")
     if getattr(args, "trust_code", False):  # for this command only: the model loader and sweep cells read it
@@ -94,6 +95,7 @@ def _run(args: Any) -> int:
         print("inborn: interrupted (the last complete epoch is kept; --resume continues)", file=sys.stderr)
         return 130
     finally:
+        clear_stop()  # the request ended this command; a later in-process command starts afresh
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if getattr(args, "trust_code", False):
