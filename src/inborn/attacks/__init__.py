@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from inborn.attacks.autoattack import AutoAttack
-from inborn.attacks.base import Attack, AttackReport, margin_loss, model_mode
+from inborn.attacks.base import Attack, AttackReport, check_eps, margin_loss, model_mode
 from inborn.attacks.pgd import EOTPGD, PGD, CWLinf
 from inborn.attacks.single_step import FGSM, RFGSM, StepLL
 from inborn.errors import InbornError
 
 __all__ = [
     "ATTACKS", "PGD", "EOTPGD", "FGSM", "RFGSM", "Attack", "AttackReport", "AutoAttack", "CWLinf", "StepLL",
-    "build_attack", "is_iterative", "margin_loss", "model_mode",
+    "attack_norm", "build_attack", "is_iterative", "margin_loss", "model_mode",
 ]
 
 # name -> (class, fixed keyword arguments, summary)
@@ -36,6 +37,11 @@ def is_iterative(name: str) -> bool:
     return cls.iterative and "steps" not in fixed
 
 
+def attack_norm(name: str) -> str:
+    """The norm of the ball the attack called `name` searches: "linf" (ε at most 1) or "l2"."""
+    return ATTACKS[name][1].get("norm", "linf")
+
+
 def build_attack(
     name: str,
     eps: float,
@@ -52,8 +58,10 @@ def build_attack(
     Iterative attacks default to 20 steps of ε/4 (PGD-20 at 8/255 takes steps of 2/255, as in
     the RST paper); FGSM-RS takes its step of 1.25 ε (Wong et al. 2020).
     """
-    if name not in ATTACKS:
+    if not isinstance(name, str) or name not in ATTACKS:
         raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    if steps is not None and not is_iterative(name):
+        raise InbornError(f"attack {name!r} takes no steps (it is not iterative), got steps={steps!r}")
     cls, fixed, _ = ATTACKS[name]
     args: dict[str, Any] = {**fixed, **kw, "restarts": restarts}
     if eot_samples is not None and cls is not AutoAttack:
@@ -63,6 +71,12 @@ def build_attack(
         args["step_size"] = step_size  # None: the class's default, ε/4
         args["early_stop"] = early_stop
     elif name == "fgsm-rs":
-        args["step_size"] = 1.25 * eps if step_size is None else step_size
+        args["step_size"] = 1.25 * check_eps(eps, "linf") if step_size is None else step_size
         args["track_best"] = False
-    return cls(eps, **args)
+    try:
+        return cls(eps, **args)
+    except TypeError as e:  # a keyword the attack does not take: name it, in one line
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if bad is None:
+            raise
+        raise InbornError(f"attack {name!r} does not take {bad.group(1)!r}") from None

@@ -25,6 +25,7 @@ import torch.nn as nn
 from inborn.attacks.base import Attack, AttackReport
 from inborn.device import autocast
 from inborn.errors import InbornError
+from inborn.values import check_int
 
 
 class _Capture(logging.Handler):
@@ -64,7 +65,7 @@ class AutoAttack(Attack):
         if self.restarts != 1:
             raise InbornError("AutoAttack runs its own restarts: restarts must be 1")
         self.version = version
-        self.batch_size = batch_size
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
         self.last_report: dict[str, Any] = {}
         self.last_fooled: torch.Tensor | None = None  # per point of the last call
         self._given = 0  # points given to the last call: the report's shares become counts of them
@@ -73,7 +74,7 @@ class AutoAttack(Attack):
         return f"AutoAttack(eps={self.eps:.5g}, norm={self.norm}, version={self.version})"
 
     def set_batch_size(self, batch_size: int) -> bool:
-        self.batch_size = batch_size
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
         return True
 
     def fooled(self) -> torch.Tensor | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 from inborn.device import autocast
 from inborn.errors import InbornError
+from inborn.values import EPS_HINT, EPS_MAX, check_int, check_seed, parse_real
 
 Norm = Literal["linf", "l2"]
 Mode = Literal["eval", "train", "keep"]
@@ -48,12 +48,31 @@ class AttackReport:
     robust_after: dict[str, int] = field(default_factory=dict)
 
 
+def check_eps(eps: float, norm: str = "linf") -> float:
+    """An attack's ε as a float: finite, >= 0, and at most 1 in pixel units for L-inf (ε = 1 already
+    reaches every image); an L2 radius has no upper bound."""
+    value = parse_real(eps, "ε", low=0) if not isinstance(eps, str) else None
+    if value is None:
+        raise InbornError(f"ε must be a number, got {eps!r} (values.parse_eps reads text such as '8/255')")
+    if norm == "linf" and value > EPS_MAX:
+        raise InbornError(f"ε must be in [0, 1] for an L-inf attack, got {eps} ({EPS_HINT})")
+    return value
+
+
+def check_step_size(step_size: float | None, what: str = "step_size") -> float | None:
+    """A step size in pixel units: None (the attack's default) or a finite number > 0."""
+    return None if step_size is None else parse_real(step_size, what, low=0, low_open=True)
+
+
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample CW margin: best other logit minus the true logit (positive = misclassified)."""
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.clone()
     other.scatter_(1, y[:, None], float("-inf"))
     return other.max(1).values - true
+
+
+LOSSES = ("ce", "margin")
 
 
 def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
@@ -89,14 +108,17 @@ class Attack(abc.ABC):
         use_autocast: bool = False,
         eot_samples: int = 1,
     ) -> None:
-        if not math.isfinite(eps) or eps < 0:
-            raise InbornError(f"ε must be >= 0 and finite, got {eps}")
         if norm not in ("linf", "l2"):
             raise InbornError(f"unknown norm {norm!r} (use linf or l2)")
-        if restarts < 1:
-            raise InbornError(f"restarts must be >= 1, got {restarts}")
-        if eot_samples < 1:
-            raise InbornError(f"eot_samples must be >= 1, got {eot_samples}")
+        eps = check_eps(eps, norm)
+        restarts = check_int(restarts, "restarts", low=1)
+        eot_samples = check_int(eot_samples, "eot_samples", low=1)
+        if mode not in ("eval", "train", "keep"):
+            raise InbornError(f"unknown attack mode {mode!r} (use eval, train or keep)")
+        if seed is not None:
+            seed = check_seed(seed)
+        if not isinstance(use_autocast, bool):
+            raise InbornError(f"use_autocast must be True or False, got {use_autocast!r}")
         self.eps = float(eps)
         self.norm = norm
         self.restarts = restarts

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from inborn.attacks.base import Attack, per_sample_loss
+from inborn.attacks.base import LOSSES, Attack, check_step_size, per_sample_loss
 from inborn.errors import InbornError
+from inborn.values import check_int
 
 
 class PGD(Attack):
@@ -34,9 +35,13 @@ class PGD(Attack):
         **kw,
     ) -> None:
         super().__init__(eps, **kw)
-        if steps < 1:
-            raise InbornError(f"steps must be >= 1, got {steps}")
-        self.steps = int(steps)
+        self.steps = check_int(steps, "steps", low=1)
+        step_size = check_step_size(step_size)
+        if loss not in LOSSES:
+            raise InbornError(f"unknown attack loss {loss!r} (use {' or '.join(LOSSES)})")
+        for flag, value in (("random_start", random_start), ("early_stop", early_stop), ("track_best", track_best)):
+            if not isinstance(value, bool):
+                raise InbornError(f"{flag} must be True or False, got {value!r}")
         # Default step ε/4 (PGD-20 at 8/255 takes steps of 2/255, as in the RST paper); the same
         # default as build_attack's, so an attack means one thing however it is built.
         self.step_size = float(step_size) if step_size is not None else self.eps / 4

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from inborn.attacks.base import Attack
+from inborn.values import parse_real
 
 
 class FGSM(Attack):
@@ -25,7 +26,8 @@ class RFGSM(Attack):
 
     def __init__(self, eps: float, *, alpha: float | None = None, **kw) -> None:
         super().__init__(eps, **kw)
-        self.alpha = self.eps / 2 if alpha is None else float(alpha)
+        # The random step α and the gradient step ε − α together stay within ε.
+        self.alpha = self.eps / 2 if alpha is None else parse_real(alpha, "alpha", low=0, high=self.eps)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x_start = self.project(x + self.alpha * self.randn_like(x).sign(), x)

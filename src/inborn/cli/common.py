@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
-from inborn.values import parse_names, parse_ratio, parse_real
+from inborn.values import SEED_MAX, parse_int, parse_names, parse_ratio, parse_real, refuse_close_ratios
 
 
 # -- argparse types: a bad number is one line naming the flag (OneLineParser), never a traceback --
@@ -21,21 +21,25 @@ def add_trust_flag(p: argparse.ArgumentParser) -> None:
 
 
 def count_arg(text: str) -> int:
-    """A count that makes no sense at 0: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+    """A count that makes no sense at 0: an integer >= 1, typed plainly (`12`, never `1_2` or `1e1`)."""
+    return _int_flag(text, low=1)
 
 
 def int_arg(text: str) -> int:
+    """A whole number, typed plainly."""
+    return _int_flag(text)
+
+
+def seed_arg(text: str) -> int:
+    """A seed: a whole number in [0, 2**32 - 1] (values.SEED_MAX), the range every generator takes."""
+    return _int_flag(text, low=0, high=SEED_MAX)
+
+
+def _int_flag(text: str, *, low: int | None = None, high: int | None = None) -> int:
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        return parse_int(text, "value", low=low, high=high)
+    except InbornError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("value ")) from None
 
 
 def real_arg(low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -55,6 +59,7 @@ def parse_ratio_list(text: str, what: str = "keep ratio") -> list[float]:
     values = [parse_ratio(t, what) for t in parse_names(text)]
     if not values:
         raise InbornError(f"expected comma-separated {what}s, e.g. 0.05,0.1, got {text!r}")
+    refuse_close_ratios(values, what, parse_names(text))  # a second copy would never be searched
     return values
 
 

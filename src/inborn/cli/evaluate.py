@@ -7,10 +7,10 @@ import contextlib
 import time
 from pathlib import Path
 
-from inborn.cli.common import add_trust_flag, count_arg, int_arg
+from inborn.cli.common import add_trust_flag, count_arg, seed_arg
 from inborn.errors import InbornError
 from inborn.tables import text_table
-from inborn.values import parse_eps, parse_eps_list, parse_names
+from inborn.values import parse_eps, parse_eps_list, parse_names, refuse_duplicates
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--batch-size", type=count_arg, default=256)
     p.add_argument("--no-early-stop", action="store_true", help="keep attacking samples already misclassified")
-    p.add_argument("--seed", type=int_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the attacks' noise, in [0, 2**32-1] (default 0)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", help="override the data directory stored in the run")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from inborn import distributed
     from inborn.analysis.plots import plot_robustness_curve
-    from inborn.attacks import ATTACKS
+    from inborn.attacks import ATTACKS, attack_norm
     from inborn.device import resolve_device
     from inborn.evaluation.evaluate import evaluate
     from inborn.evaluation.results import evaluation_rows
@@ -55,11 +55,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     # Check everything the user typed before touching the run or the database.
     attacks = parse_names(args.attack)
+    if not attacks:
+        raise InbornError(f"--attack names no attack; known: {', '.join(ATTACKS)}")
     for name in attacks:
         if name not in ATTACKS:
             raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    eps_list = parse_eps_list(args.eps) if args.eps else None
-    step_size = parse_eps(args.step_size) if args.step_size else None
+    refuse_duplicates(attacks, "--attack")
+    # An L-inf ε beyond 1 reaches every image; an L2 radius (pgd-l2 alone) has no such bound.
+    linf = any(attack_norm(name) == "linf" for name in attacks)
+    eps_list = parse_eps_list(args.eps, high=1.0 if linf else None) if args.eps is not None else None
+    step_size = parse_eps(args.step_size, "--step-size", high=None) if args.step_size is not None else None
+    if step_size == 0:
+        raise InbornError("--step-size must be > 0, got 0")
     run = RunDir(args.run_dir)
     doc = run.read_config()
     db = ResultsDB(args.db)

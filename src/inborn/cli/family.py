@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from inborn.analysis.r2s_config import R2SSettings, r2s_settings
-from inborn.cli.common import add_trust_flag, count_arg, int_arg, parse_ratio_list, throwaway
+from inborn.cli.common import add_trust_flag, count_arg, parse_ratio_list, seed_arg, throwaway
 from inborn.cli.settings import add_setting_flags, given_settings
 from inborn.errors import InbornError
 from inborn.values import parse_eps, parse_names
@@ -43,7 +43,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=count_arg, default=20)
     p.add_argument("--n", type=count_arg, default=500, help="test images to use (default 500)")
     p.add_argument("--batch-size", type=count_arg, default=256)
-    p.add_argument("--seed", type=int_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     _where_arguments(p)
 
 
@@ -98,7 +98,7 @@ def _family_and_data(args: argparse.Namespace, n: int):
     doc = RunDir(args.family).read_config()
     device = resolve_device(args.device)
     family = load_family(args.family, device)
-    eps = parse_eps(args.eps) if args.eps else doc["config"].get("eps")
+    eps = parse_eps(args.eps) if args.eps is not None else doc["config"].get("eps")
     test, val = eval_heads(load_run_data(doc), n, device)
     return family, test, val, eps, doc
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -38,15 +37,16 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from inborn import distributed
-from inborn.attacks import ATTACKS, Attack, AttackReport, build_attack, is_iterative, model_mode
+from inborn.attacks import ATTACKS, Attack, AttackReport, attack_norm, build_attack, is_iterative, model_mode
 from inborn.data.base import TensorSplit
-from inborn.device import autocast
-from inborn.errors import InbornError
+from inborn.device import autocast, resolve_device
+from inborn.errors import InbornError, one_line
 from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags, unpack_flags
 from inborn.evaluation.metrics import harmonic_robustness_score
 from inborn.evaluation.results import AttackResult, Evaluation, WorstCase
 from inborn.models.fold import fold_batch_norm
 from inborn.tables import SAMPLE_DIGITS, result_column
+from inborn.values import EPS_MAX, check_int, check_seed, parse_eps_list, parse_real, refuse_duplicates
 
 _BATCH_SEED = 1_000_003  # batch b's attacks (and a randomised model) draw their noise from seed + b * this
 PROBE_FORWARDS = 4  # per seed and set of points: 24 forwards of one batch (every batch is classified twice too)
@@ -89,19 +89,34 @@ class EvalSettings:
     randomised: bool | None = None  # None: detect
 
     def validate(self) -> EvalSettings:
-        for name in self.attacks:
-            if name not in ATTACKS:
+        """Every field checked as the CLI checks its flags (one-line InbornErrors naming the field);
+        ε written as text (`"8/255"`) is read. Returns the settings (ε as numbers)."""
+        attacks = self.attacks
+        if isinstance(attacks, str) or not isinstance(attacks, Sequence) or not attacks:
+            raise InbornError(f"attacks must be a non-empty list of attack names, e.g. ['pgd'], got {attacks!r}")
+        for name in attacks:
+            if not isinstance(name, str) or name not in ATTACKS:
                 raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-        if any(not math.isfinite(e) or e < 0 for e in self.eps):
-            raise InbornError(f"ε must be >= 0 and finite, got {list(self.eps)}")
-        if self.step_size is not None and (not math.isfinite(self.step_size) or self.step_size <= 0):
-            raise InbornError(f"step_size must be finite and > 0, got {self.step_size}")
-        counts = {"steps": self.steps, "restarts": self.restarts, "batch_size": self.batch_size,
-                  "n": self.n, "eot_samples": self.eot_samples, "repeats": self.repeats}
-        for key, value in counts.items():
-            if value is not None and value < 1:
-                raise InbornError(f"{key} must be >= 1, got {value}")
-        return self
+        refuse_duplicates(list(attacks), "attacks")
+        if isinstance(self.eps, str) or not isinstance(self.eps, Sequence) or not self.eps:
+            raise InbornError(f"eps must be a non-empty list of ε values, e.g. [8/255], got {self.eps!r}")
+        # An L-inf ε beyond 1 reaches every image; a radius of L2 attacks alone has no such bound.
+        high = EPS_MAX if any(attack_norm(name) == "linf" for name in attacks) else None
+        eps = parse_eps_list(self.eps, "eps", high=high)
+        out = self if not any(isinstance(e, str) for e in self.eps) else dataclasses.replace(self, eps=eps)
+        if self.step_size is not None:
+            parse_real(self.step_size, "step_size", low=0, low_open=True)
+        for key in ("steps", "restarts", "batch_size", "n", "eot_samples", "repeats"):
+            value = getattr(self, key)
+            if value is not None or key in ("steps", "restarts", "batch_size"):
+                check_int(value, key, low=1)
+        check_seed(self.seed)
+        for key in ("early_stop", "amp"):
+            if not isinstance(getattr(self, key), bool):
+                raise InbornError(f"{key} must be True or False, got {getattr(self, key)!r}")
+        if self.randomised is not None and not isinstance(self.randomised, bool):
+            raise InbornError(f"randomised must be True, False or None (detect), got {self.randomised!r}")
+        return out
 
     def for_model(self, randomised: bool) -> EvalSettings:
         """The settings as they run on a model that is (or is not) randomised."""
@@ -229,12 +244,23 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     hashing the model (its `fingerprint` is then empty): for evaluations no row or journal keeps.
     The result is an `Evaluation` (attributes; `to_dict()` is the JSON `inborn eval` writes).
     """
+    # The arguments checked as the CLI checks its flags: one-line InbornErrors, before any work.
+    if settings is not None and not isinstance(settings, EvalSettings):
+        raise InbornError(f"settings must be an EvalSettings, got {type(settings).__name__}")
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(EvalSettings)})
+    if unknown:
+        raise InbornError(f"evaluate takes no setting {unknown[0]!r}; known: "
+                          f"{', '.join(f.name for f in dataclasses.fields(EvalSettings))}")
     s = dataclasses.replace(settings or EvalSettings(), **overrides).validate()
-    device = device if device is not None else next(model.parameters()).device
+    check_module(model)
+    data = check_data(data)
+    device = _check_device(model, device)
     data = data.head(s.n) if not isinstance(data, tuple) else (data[0][: s.n], data[1][: s.n])
     size = len(data[0]) if isinstance(data, tuple) else len(data)
     if size == 0:
         raise InbornError("nothing to evaluate: the split is empty")
+    labels = data[1] if isinstance(data, tuple) else data.labels
+    check_model_output(model, _probe(data, 1, device), labels=labels)
     world, rank = (distributed.world_size(), distributed.rank()) if split_over_ranks else (1, 0)
     model_hash = model_fingerprint(model) if rank == 0 and (identify or journal is not None) else ""
     journal = journal if rank == 0 else None  # rank 0 alone reads and writes it; the others receive what it holds
@@ -251,6 +277,73 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     except _RandomnessFound as found:
         result = _evaluate_as(model, data, s.for_model(True), **run)
         return dataclasses.replace(result, warnings=[FOUND_WARNING.format(batch=found.batch), *result.warnings])
+
+
+def check_module(model: Any, what: str = "model") -> nn.Module:
+    """`model` is a torch module (pixels in [0,1] in, logits out)."""
+    if not isinstance(model, nn.Module):
+        raise InbornError(f"{what} must be a torch.nn.Module (pixels in [0,1] in, logits out), "
+                          f"got {type(model).__name__}")
+    return model
+
+
+def check_data(data: Any) -> Data:
+    """A TensorSplit, or an (x, y) pair: x float images (N, C, H, W) in [0, 1], y N integer labels."""
+    if isinstance(data, TensorSplit):
+        return data
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        raise InbornError(f"data must be a TensorSplit or an (x, y) pair of tensors, got {type(data).__name__}")
+    x, y = data
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise InbornError(f"data must be an (x, y) pair of tensors, got ({type(x).__name__}, {type(y).__name__})")
+    if x.dim() != 4 or not x.is_floating_point():
+        raise InbornError(f"x must be float images of shape (N, C, H, W) in [0, 1], got {x.dtype} of shape "
+                          f"{tuple(x.shape)}")
+    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool or len(y) != len(x):
+        raise InbornError(f"y must be {len(x)} integer labels, one per image, got {y.dtype} of shape {tuple(y.shape)}")
+    if len(x) and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise InbornError("x must hold pixels in [0, 1] (the model normalises inside; ε is in the same units)")
+    if len(y) and y.min() < 0:
+        raise InbornError(f"y must hold class indices >= 0, got {int(y.min())}")
+    return (x, y.long())
+
+
+def _check_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    """The device given (`auto`, `cpu`, `cuda:N` or a torch.device), else the model's (cpu without parameters)."""
+    if device is None:
+        first = next(model.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise InbornError(f"device must be a name such as cpu or cuda:0, or a torch.device, got {device!r}")
+    return resolve_device(device)
+
+
+def check_model_output(model: nn.Module, x: torch.Tensor, *, num_classes: int | None = None,
+                       labels: torch.Tensor | None = None) -> None:
+    """One forward of one image before an evaluation (cheap): a model that cannot take the data's
+    images, or whose output is not a row of class scores that fits the data set, is refused in one
+    line naming its problem, never deep inside an attack or, worse, accepted. The forward runs in
+    eval mode without gradients, and leaves the global random state as it found it (a randomised
+    model draws from it; the evaluation seeds its own draws)."""
+    shape = "×".join(str(d) for d in x.shape[1:])
+    devices = [x.device] if x.device.type == "cuda" else []
+    try:
+        with torch.no_grad(), model_mode(model, "eval"), torch.random.fork_rng(devices=devices):
+            out = model(x[:1])
+    except Exception as e:  # whatever the model's own code raises: one line that names it
+        raise InbornError(f"the model cannot take the data set's images ({shape}): {one_line(e)}") from e
+    if not isinstance(out, torch.Tensor):
+        raise InbornError(f"the model must return a tensor of logits (one row per image), got a {type(out).__name__}")
+    if out.dim() != 2 or out.shape[0] != 1 or not out.is_floating_point():
+        raise InbornError(f"the model must return logits of shape (images, classes); for 1 image it gives "
+                          f"{out.dtype} of shape {tuple(out.shape)}")
+    outputs = out.shape[1]
+    if num_classes is not None and outputs != num_classes:
+        raise InbornError(f"the model gives {outputs} outputs for a data set of {num_classes} classes")
+    if labels is not None and len(labels) and int(labels.max()) >= outputs:
+        raise InbornError(f"the model gives {outputs} outputs, but the data holds label {int(labels.max())}")
 
 
 def _journal_key(model_hash: str, s: EvalSettings, size: int) -> str:

@@ -8,7 +8,6 @@ model's own code changes, so every zoo model, DARTS networks included, gets tick
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from inborn.masks.config import SupermaskConfig, parse_nm
 from inborn.masks.init import initial_scores, random_weight
 from inborn.masks.layers import MaskedConv2d, MaskedLayer, MaskedLinear
 from inborn.masks.patterns import kept_groups, top_k_mask
+from inborn.values import check_seed
 
 
 def classification_heads(layers: list[tuple[str, nn.Module]]) -> set[str]:
@@ -49,11 +49,20 @@ def to_supermask(model: nn.Module, config: SupermaskConfig | float | None = None
           kaiming_uniform, xavier_normal); `reinit_weights=False` keeps the model's own weights
           (robust trained tickets).
     """
+    # The arguments checked as the CLI checks its flags: one-line InbornErrors naming them.
+    if not isinstance(model, nn.Module):
+        raise InbornError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(reinit_weights, bool):
+        raise InbornError(f"reinit_weights must be True or False, got {reinit_weights!r}")
+    if isinstance(config, bool) or not isinstance(config, SupermaskConfig | int | float | str | None):
+        raise InbornError(f"config must be a SupermaskConfig or a keep ratio such as 0.05, got {config!r}")
     if not isinstance(config, SupermaskConfig):
         config = SupermaskConfig.from_dict({**({} if config is None else {"keep_ratio": config}), **settings})
     elif settings:
-        config = dataclasses.replace(config, **settings)
+        config = SupermaskConfig.from_dict({**config.to_dict(), **settings})  # unknown keys named, text parsed
     cfg = config.validate()
+    check_seed(cfg.weight_seed, "weight_seed")
+    check_seed(cfg.score_seed, "score_seed")
     if cfg.scope == "global" and cfg.pattern != "element":  # checked where a model is built, as it was
         raise InbornError("global scope ranks single weights across layers: use pattern element")
     keep_ratio, pattern = cfg.keep_ratio, cfg.pattern

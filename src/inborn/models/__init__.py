@@ -12,7 +12,14 @@ from inborn.errors import InbornError
 # Importing the family modules registers them.
 from inborn.models import darts, densenet, frankle, mobilenet_v2, preact_resnet, resnet, vgg, wide_resnet  # noqa: F401
 from inborn.models.layers import Classifier, Normalize
-from inborn.models.registry import model_entry, model_names, model_patterns, register_model
+from inborn.models.registry import (
+    check_model_args,
+    check_width,
+    model_entry,
+    model_names,
+    model_patterns,
+    register_model,
+)
 
 __all__ = ["Classifier", "Normalize", "create_model", "list_models", "model_names", "register_model"]
 
@@ -35,11 +42,11 @@ def create_model(
     `affine_bn=False` makes every BatchNorm non-affine (no learnable scale or shift).
     """
 
+    mean, std = check_model_args(name, num_classes=num_classes, in_channels=in_channels, width=width,
+                                 image_size=image_size, affine_bn=affine_bn, mean=mean, std=std)
     entry = model_entry(name)
-    if width <= 0:
-        raise InbornError(f"width must be positive, got {width}")
-    mean = tuple(mean) if mean is not None else (0.0,) * in_channels
-    std = tuple(std) if std is not None else (1.0,) * in_channels
+    mean = mean if mean is not None else (0.0,) * in_channels
+    std = std if std is not None else (1.0,) * in_channels
     if len(mean) != in_channels or len(std) != in_channels:
         raise InbornError(f"mean/std need {in_channels} values, one per input channel")
     try:
@@ -51,6 +58,8 @@ def create_model(
         if "unexpected keyword argument" not in str(e):
             raise
         raise InbornError(f"model {name!r} does not take the option(s) {', '.join(sorted(kwargs))}") from e
+    check_width(lambda w: entry.fn(num_classes=num_classes, in_channels=in_channels, width=w,
+                                   image_size=image_size, affine_bn=affine_bn, **kwargs), body, width, name)
     return Classifier(body, mean, std)
 
 

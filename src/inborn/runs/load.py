@@ -34,6 +34,15 @@ def load(run_dir: str | Path, *, device: str | torch.device = "cpu", trust_code:
     it or consented to it before; `trust_code=True` is that consent (as `INBORN_TRUST_CODE=1`), and
     is recorded, so that later loads of the same code pass without it. See inborn.spec.trust.
     """
+    # The arguments checked as the CLI checks its flags: one-line InbornErrors naming them.
+    if not isinstance(run_dir, str | Path) or not str(run_dir).strip():
+        raise InbornError(f"run_dir must be the path of a run directory, got {run_dir!r}")
+    if not isinstance(device, str | torch.device):
+        raise InbornError(f"device must be a name such as cpu or cuda:0, or a torch.device, got {device!r}")
+    if not isinstance(trust_code, bool):
+        raise InbornError(f"trust_code must be True or False, got {trust_code!r}")
+    if isinstance(device, str):
+        device = resolve_device(device)  # a bad name fails before the run is read
     if trust_code:
         with consent():
             return load(run_dir, device=device)

@@ -15,6 +15,7 @@ from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig
 from inborn.settings import check_keys, check_values, from_mapping, setting
 from inborn.train.schedules import SCHEDULES
+from inborn.values import EPS_MAX, SEED_MAX, refuse_duplicates
 
 # The kinds of run the training loop makes (`inborn train`, `search`, `finetune`), any of which
 # `--resume` continues and a sweep cell may be.
@@ -85,7 +86,7 @@ class TrainConfig:
     adv: str | None = setting(None, "adversarial training: none, pgd, fgsm, fgsm-rs, free (default none; pgd "
                                     "for search and finetune)")
     eps: float | None = setting(None, "ε in pixel units, e.g. 0.3 or 8/255 (default: the data set's usual ε)",
-                                parse="eps", low=0)
+                                parse="eps", low=0, high=EPS_MAX)  # L-inf: ε = 1 reaches every image
     adv_steps: int = setting(7, "PGD steps for adv pgd (default 7)", low=1)
     adv_step_size: float | None = setting(None, "attack step in pixel units (default ε/4; 1.25ε for fgsm-rs)",
                                           parse="eps", low=0)
@@ -107,7 +108,8 @@ class TrainConfig:
     # protocol (selection on test: optimistic, never used to choose the model).
     test_every_epoch: bool = setting(False, "also report the best test robust accuracy over epochs (the RST "
                                             "reference's protocol, labelled as such; never used for selection)")
-    seed: int = setting(0, "seed of the run (data order, validation split, attacks)")
+    seed: int = setting(0, "seed of the run (data order, validation split, attacks), in [0, 2**32-1]", low=0,
+                        high=SEED_MAX)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     amp: bool = setting(True, "no bf16 autocast on CUDA")
     # A smoke run: every step of the real path on a sliver of the data, with the measured time
@@ -146,6 +148,7 @@ class TrainConfig:
         if not self.test_attacks or any(a not in TEST_ATTACKS for a in self.test_attacks):
             raise InbornError(f"test_attacks must name one or more of {', '.join(TEST_ATTACKS)}, "
                               f"got {list(self.test_attacks)}")
+        refuse_duplicates(list(self.test_attacks), "test_attacks")
         if self.ticket is not None:
             self.ticket.validate()
         if self.from_run and self.ticket is None:

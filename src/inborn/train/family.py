@@ -18,7 +18,7 @@ from inborn.store.guard import check_output
 from inborn.train.config import TrainConfig
 from inborn.train.loop import train
 from inborn.train.resolve import Layer, resolve_config
-from inborn.values import parse_ratio
+from inborn.values import parse_ratio, refuse_close_ratios
 
 
 def member_dir(out: str | Path, keep_ratio: float) -> Path:
@@ -29,11 +29,14 @@ def member_dir(out: str | Path, keep_ratio: float) -> Path:
 def family_configs(settings: Layer | Sequence[Layer], keep_ratios: Sequence[float | str]) -> list[TrainConfig]:
     """Every member's resolved settings: `settings` (one layer or several, as `resolve_config`
     takes them) with the ticket's keep ratio set, each ratio in (0, 1] and given once."""
+    if isinstance(keep_ratios, str | int | float):
+        raise InbornError(f"keep_ratios must be a list of keep ratios, e.g. [0.05, 0.1], got {keep_ratios!r}")
     keeps = [parse_ratio(k) for k in keep_ratios]
     if not keeps:
         raise InbornError("a family needs at least one keep ratio")
-    if len(set(keeps)) != len(keeps):
-        raise InbornError(f"keep ratios must differ, got {', '.join(f'{k:g}' for k in keeps)}")
+    # A second ratio equal to another, within 1e-6 of it or alike at 6 digits (its directory's name,
+    # member_dir) would never be searched: the first one's ticket would be reused for it.
+    refuse_close_ratios(keeps, "keep ratio", list(keep_ratios))
     layers = list(settings) if isinstance(settings, list | tuple) else [settings]
     return [resolve_config(*layers, {"ticket": {"keep_ratio": k}}) for k in keeps]
 
