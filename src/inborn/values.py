@@ -49,7 +49,7 @@ def read_number(text: str, what: str = "value") -> float:
             raise InbornError(f"{what} must be a finite number, got {text!r}")  # 1e999
     except (ZeroDivisionError, OverflowError) as e:
         raise InbornError(f"{what} must be a number, got {text!r}") from e
-    raise InbornError(f"{what} must be a plain number such as 0.1, 1e-3 or 8/255, got {text!r}")
+    raise InbornError(f"{what} must be a plain number such as 0.1, 1e-3 or 1/4, got {text!r}")
 
 
 def parse_eps(text: str | float, what: str = "ε", *, high: float | None = EPS_MAX) -> float:
@@ -89,8 +89,9 @@ def refuse_duplicates(values: Sequence[Any], what: str, texts: Sequence[Any] | N
     seen: dict[Any, Any] = {}
     for value, text in zip(values, texts, strict=True):
         if value in seen:
-            same = f"{seen[value]!s}" if str(seen[value]) == str(text) else f"{seen[value]!s} and {text!s}"
-            raise InbornError(f"{what} given twice ({same}): give each once")
+            if str(seen[value]) == str(text):
+                raise InbornError(f"{what} names {text} twice: give each once")
+            raise InbornError(f"{what} names one value twice ({seen[value]} and {text}): give each once")
         seen[value] = text
 
 
@@ -182,10 +183,11 @@ def refuse_close_ratios(ratios: Sequence[float], what: str = "keep ratio",
     for i, a in enumerate(ratios):
         for j in range(i):
             b = ratios[j]
+            if a == b:
+                refuse_duplicates([b, a], what, [texts[j], texts[i]])
             if abs(a - b) <= RATIO_TOL or f"{a:g}" == f"{b:g}":
-                same = f"{texts[j]}" if str(texts[j]) == str(texts[i]) else f"{texts[j]} and {texts[i]}"
-                raise InbornError(f"{what}s must differ (by more than {RATIO_TOL:g}, and at 6 significant "
-                                  f"digits), got {same}")
+                raise InbornError(f"{what}s {texts[j]} and {texts[i]} are too close ({RATIO_TOL:g} or less apart, or "
+                                  f"alike at 6 significant digits, one family member's name): give each once")
 
 
 def parse_names(text: str) -> list[str]:

@@ -60,14 +60,12 @@ def build_attack(
     """
     if not isinstance(name, str) or name not in ATTACKS:
         raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    if steps is not None and not is_iterative(name):
-        raise InbornError(f"attack {name!r} takes no steps (it is not iterative), got steps={steps!r}")
     cls, fixed, _ = ATTACKS[name]
     args: dict[str, Any] = {**fixed, **kw, "restarts": restarts}
     if eot_samples is not None and cls is not AutoAttack:
         args["eot_samples"] = eot_samples
     if is_iterative(name):
-        args["steps"] = 20 if steps is None else steps
+        args["steps"] = 20 if steps is None else steps  # ignored by a single-step attack, so one call fits all
         args["step_size"] = step_size  # None: the class's default, ε/4
         args["early_stop"] = early_stop
     elif name == "fgsm-rs":

@@ -60,8 +60,9 @@ def check_eps(eps: float, norm: str = "linf") -> float:
 
 
 def check_step_size(step_size: float | None, what: str = "step_size") -> float | None:
-    """A step size in pixel units: None (the attack's default) or a finite number > 0."""
-    return None if step_size is None else parse_real(step_size, what, low=0, low_open=True)
+    """A step size in pixel units: None (the attack's default) or a finite number >= 0 (0 at ε = 0,
+    as FGSM-RS's 1.25 ε gives)."""
+    return None if step_size is None else parse_real(step_size, what, low=0)
 
 
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -94,7 +94,7 @@ def check_model_args(name: Any, *, num_classes: Any, in_channels: Any, width: An
     check_int(num_classes, "num_classes", low=2)  # one class leaves nothing to classify
     check_int(in_channels, "in_channels", low=1)
     check_int(image_size, "image_size", low=1)
-    parse_real(width, "width", low=0, low_open=True)
+    _number(width, "width", low=0, low_open=True)
     if not isinstance(affine_bn, bool):
         raise InbornError(f"affine_bn must be True or False, got {affine_bn!r}")
     out = []
@@ -108,8 +108,15 @@ def check_model_args(name: Any, *, num_classes: Any, in_channels: Any, width: An
             items = [float(v) if isinstance(v, torch.Tensor) else v for v in values]
         except (TypeError, ValueError, RuntimeError):
             raise InbornError(f"{key} must be {in_channels} numbers, one per input channel, got {values!r}") from None
-        out.append(tuple(parse_real(v, key, **({"low": 0, "low_open": True} if low_open else {})) for v in items))
+        out.append(tuple(_number(v, key, **({"low": 0, "low_open": True} if low_open else {})) for v in items))
     return out[0], out[1]
+
+
+def _number(value: Any, what: str, **bounds: Any) -> float:
+    """A number handed to the API: text is the command line's to read (values.parse_real), not the API's."""
+    if isinstance(value, str):
+        raise InbornError(f"{what} must be a number, got {value!r}")
+    return parse_real(value, what, **bounds)
 
 
 def _channels(model: nn.Module) -> dict[str, int]:
