@@ -159,7 +159,7 @@ def test_benchmark_reads_eps_as_the_cli_does(monkeypatch):
     ({"model": _rgb()}, r"cannot take the data set's images \(1×16×16\)"),
     ({"eps": "1.5"}, r"eps must be in \[0, 1\]"),
     ({"eps": [0.1, "1/10"]}, "eps names one value twice"),
-    ({"attacks": ""}, "attacks must be a non-empty list"),
+    ({"attacks": ""}, "attacks names no attack"),
     ({"attacks": "pgd,pgd"}, "attacks names pgd twice"),
     ({"seed": 2**63}, r"seed must be in \[0, 4294967295\]"),
     ({"stepz": 3}, "evaluate takes no setting 'stepz'"),
@@ -207,8 +207,8 @@ def test_the_model_check_leaves_the_random_state_alone(digits):
 
 
 @pytest.mark.parametrize("settings, expect", [
-    ({"attacks": "pgd"}, "attacks must be a non-empty list of attack names"),
-    ({"attacks": []}, "attacks must be a non-empty list"),
+    ({"attacks": "pgd"}, "attacks must be a list of attack names"),
+    ({"attacks": None}, "attacks must be a list of attack names"),
     ({"attacks": ["pgd", "pgd"]}, "attacks names pgd twice"),
     ({"attacks": ["pgd", None]}, "unknown attack None"),
     ({"eps": []}, "eps must be a non-empty list"),
@@ -235,7 +235,8 @@ def test_eval_settings_refuse(settings, expect):
         EvalSettings(**settings).validate()
 
 
-def test_eval_settings_accept_text_and_l2_radii():
+def test_eval_settings_accept_text_l2_radii_and_a_clean_pass():
+    assert EvalSettings(attacks=[], eps=[]).validate().eps == []  # clean accuracy only (model selection)
     assert EvalSettings(eps=["8/255"]).validate().eps == [8 / 255]
     assert EvalSettings(attacks=["pgd-l2"], eps=[2.0]).validate().eps == [2.0]  # L2: no bound at 1
     with pytest.raises(InbornError, match=r"eps must be in \[0, 1\]"):  # one L-inf attack bounds them all

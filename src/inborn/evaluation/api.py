@@ -36,8 +36,10 @@ def evaluate(
     Bad arguments are one-line InbornErrors naming them, as the command line's flags are.
     """
     check_module(model)
-    if isinstance(attacks, str):
+    if isinstance(attacks, str):  # as on the command line: "pgd,cw", never none
         attacks = parse_names(attacks)
+        if not attacks:
+            raise InbornError("attacks names no attack; give e.g. 'pgd' or ['pgd', 'cw']")
     eps_list = list(eps) if isinstance(eps, list | tuple) else [eps]
     if isinstance(dataset, str):
         if split not in SPLITS:

@@ -91,18 +91,18 @@ class EvalSettings:
     def validate(self) -> EvalSettings:
         """Every field checked as the CLI checks its flags (one-line InbornErrors naming the field);
         ε written as text (`"8/255"`) is read. Returns the settings (ε as numbers)."""
-        attacks = self.attacks
-        if isinstance(attacks, str) or not isinstance(attacks, Sequence) or not attacks:
-            raise InbornError(f"attacks must be a non-empty list of attack names, e.g. ['pgd'], got {attacks!r}")
+        attacks = self.attacks  # empty: clean accuracy only (model selection's clean pass)
+        if isinstance(attacks, str) or not isinstance(attacks, Sequence):
+            raise InbornError(f"attacks must be a list of attack names, e.g. ['pgd'], got {attacks!r}")
         for name in attacks:
             if not isinstance(name, str) or name not in ATTACKS:
                 raise InbornError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
         refuse_duplicates(list(attacks), "attacks")
-        if isinstance(self.eps, str) or not isinstance(self.eps, Sequence) or not self.eps:
+        if isinstance(self.eps, str) or not isinstance(self.eps, Sequence) or (attacks and not self.eps):
             raise InbornError(f"eps must be a non-empty list of ε values, e.g. [8/255], got {self.eps!r}")
         # An L-inf ε beyond 1 reaches every image; a radius of L2 attacks alone has no such bound.
         high = EPS_MAX if any(attack_norm(name) == "linf" for name in attacks) else None
-        eps = parse_eps_list(self.eps, "eps", high=high)
+        eps = parse_eps_list(self.eps, "eps", high=high) if self.eps else []
         out = self if not any(isinstance(e, str) for e in self.eps) else dataclasses.replace(self, eps=eps)
         if self.step_size is not None:
             parse_real(self.step_size, "step_size", low=0, low_open=True)
