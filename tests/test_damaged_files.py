@@ -37,17 +37,22 @@ def _files(root):
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _refused(argv, root, capsys, *words):
-    """`argv` exits 2 with one line naming the damage, and no file under `root` changes."""
+def _refused(argv, root, capsys, *words) -> str:
+    """Run `argv`; "refused" when it exits 2 with one line naming the damage (every word in it) and
+    no file under `root` changed, else what went wrong (the assertion at the call site shows it)."""
     before = _files(root)
     capsys.readouterr()
-    assert main(argv) == 2
+    code = main(argv)
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("inborn: error:") and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    assert _files(root) == before
+    if code != 2:
+        return f"exit {code}: {err}"
+    if len(lines) != 1 or not lines[0].startswith("inborn: error:") or "Traceback" in err:
+        return f"not one error line: {err}"
+    missing = [word for word in words if word not in lines[0]]
+    if missing:
+        return f"{missing[0]!r} not named in: {lines[0]}"
+    return "refused" if _files(root) == before else f"files changed: {lines[0]}"
 
 
 def _copy(finished, tmp_path, name="run"):
@@ -71,8 +76,8 @@ def test_a_damaged_metrics_file_is_one_line_naming_it(finished, tmp_path, capsys
     path = run / "metrics.jsonl"
     text = METRICS[damage](path.read_text())
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
-    _refused(["runs", "--plot", str(run), "--out", str(tmp_path / "plot.png"), "--db", str(finished / "db.sqlite")],
-             tmp_path, capsys, "metrics.jsonl")
+    argv = ["runs", "--plot", str(run), "--out", str(tmp_path / "plot.png"), "--db", str(finished / "db.sqlite")]
+    assert _refused(argv, tmp_path, capsys, "metrics.jsonl") == "refused"
 
 
 EVAL_JSON = {
@@ -88,8 +93,8 @@ def test_a_damaged_eval_json_is_one_line_for_card(finished, tmp_path, capsys, da
     run = _copy(finished, tmp_path)
     doc = json.loads((run / "eval.json").read_text())
     (run / "eval.json").write_text(json.dumps(EVAL_JSON[damage](doc)))
-    _refused(["card", str(run), "--partial", "--out", str(tmp_path / "card.json"), "--db", str(tmp_path / "x.db")],
-             tmp_path, capsys, "eval.json")
+    argv = ["card", str(run), "--partial", "--out", str(tmp_path / "card.json"), "--db", str(tmp_path / "x.db")]
+    assert _refused(argv, tmp_path, capsys, "eval.json") == "refused"
 
 
 @pytest.mark.parametrize(("key", "value"), [("eps", "0.1"), ("eps", 2.5), ("seed", "zero"), ("val_fraction", 1.5)])
@@ -98,8 +103,8 @@ def test_a_hand_edited_config_is_one_line_naming_the_field(finished, tmp_path, c
     doc = yaml.safe_load((run / "config.yaml").read_text())
     doc["config"][key] = value
     (run / "config.yaml").write_text(yaml.safe_dump(doc))
-    _refused(["eval", str(run), "--n", "8", "--steps", "1", "--quiet", "--db", str(tmp_path / "x.db")], tmp_path,
-             capsys, f"config.{key}")
+    assert _refused(["eval", str(run), "--n", "8", "--steps", "1", "--quiet", "--db", str(tmp_path / "x.db")], tmp_path,
+             capsys, f"config.{key}") == "refused"
 
 
 def test_a_truncated_summary_of_a_finished_cell_is_reported_not_rewritten(finished, tmp_path, capsys):
@@ -108,8 +113,8 @@ def test_a_truncated_summary_of_a_finished_cell_is_reported_not_rewritten(finish
     shutil.copy(finished / "db.sqlite", tmp_path / "db.sqlite")
     summary = next(sweep.glob("*/summary.json"))
     summary.write_text(summary.read_text()[:20])
-    _refused(["sweep", str(finished / "base.yaml"), "--grid", "lr=0.05", "--out", str(sweep),
-              "--db", str(tmp_path / "db.sqlite"), "--quiet"], tmp_path, capsys, "summary.json")
+    assert _refused(["sweep", str(finished / "base.yaml"), "--grid", "lr=0.05", "--out", str(sweep),
+              "--db", str(tmp_path / "db.sqlite"), "--quiet"], tmp_path, capsys, "summary.json") == "refused"
 
 
 def test_a_truncated_cell_json_is_one_line(finished, tmp_path, capsys):
@@ -117,8 +122,8 @@ def test_a_truncated_cell_json_is_one_line(finished, tmp_path, capsys):
     shutil.copytree(finished / "sweep", sweep)
     cell = next(sweep.glob("*/cell.json"))
     cell.write_text(cell.read_text()[:15])
-    _refused(["sweep", str(finished / "base.yaml"), "--grid", "lr=0.05", "--out", str(sweep),
-              "--db", str(tmp_path / "db.sqlite"), "--quiet"], tmp_path, capsys, "cell.json")
+    assert _refused(["sweep", str(finished / "base.yaml"), "--grid", "lr=0.05", "--out", str(sweep),
+              "--db", str(tmp_path / "db.sqlite"), "--quiet"], tmp_path, capsys, "cell.json") == "refused"
 
 
 def test_a_truncated_study_record_is_reported_not_rewritten(tmp_path, capsys):
@@ -126,8 +131,8 @@ def test_a_truncated_study_record_is_reported_not_rewritten(tmp_path, capsys):
     study.mkdir()
     (study / ".inborn").write_text('{"kind": "study", "name": "tour (quick)"}')
     (study / "study.json").write_text('{"study": "to')
-    _refused(["reproduce", "tour", "--out", str(study), "--db", str(tmp_path / "x.db")], tmp_path, capsys,
-             "study.json")
+    assert _refused(["reproduce", "tour", "--out", str(study), "--db", str(tmp_path / "x.db")], tmp_path, capsys,
+             "study.json") == "refused"
 
 
 def test_a_finished_study_with_a_truncated_summary_is_reported_not_rewritten(finished, tmp_path, capsys):
@@ -136,8 +141,8 @@ def test_a_finished_study_with_a_truncated_summary_is_reported_not_rewritten(fin
     (study / "study.json").write_text('{"study": "tour", "scale": "quick"}')  # an older study: no marker yet
     run = shutil.copytree(finished / "run", study / "runs" / "a")
     (run / "summary.json").write_text((run / "summary.json").read_text()[:30])
-    _refused(["reproduce", "tour", "--out", str(study), "--db", str(tmp_path / "x.db")], tmp_path, capsys,
-             "summary.json")
+    assert _refused(["reproduce", "tour", "--out", str(study), "--db", str(tmp_path / "x.db")], tmp_path, capsys,
+             "summary.json") == "refused"
 
 
 def test_summaries_are_checked_field_by_field():
