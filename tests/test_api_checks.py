@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 import inborn
-from inborn.attacks import FGSM, PGD, RFGSM, AutoAttack, build_attack
+from inborn.attacks import EOTPGD, FGSM, PGD, RFGSM, AutoAttack, CWLinf, StepLL, build_attack
 from inborn.cli import main
 from inborn.data import load_data
 from inborn.errors import InbornError
@@ -409,3 +409,50 @@ def test_cli_refuses_in_one_line(tmp_path, capsys, args, expect):
     assert len(lines) == 1 and lines[0].startswith("inborn: error:"), err
     assert expect in lines[0] and "Traceback" not in err, err
     assert not out.exists()
+
+
+# -- every Python entry point has refusal cases --------------------------------------------------------
+def _entry_points() -> set[str]:
+    """The public callables a user reaches first: `inborn.*`, every attack, the supermask and data entries."""
+    import inborn.attacks as attacks
+    import inborn.data as data
+    import inborn.masks as masks
+
+    names = {f"inborn.{n}" for n in inborn.__all__ if n != "__version__"}
+    names |= {f"inborn.attacks.{n}" for n in attacks.__all__
+              if isinstance(getattr(attacks, n), type) and issubclass(getattr(attacks, n), attacks.Attack)
+              and getattr(attacks, n) is not attacks.Attack}
+    names |= {"inborn.attacks.build_attack", "inborn.masks.to_supermask", "inborn.data.load_data"}
+    assert callable(masks.to_supermask) and callable(data.load_data)
+    return names
+
+
+# One refusal per entry point; the tables above hold the rest. A new public entry point without a
+# row here fails the test below, as a new command without cases fails test_bad_input's.
+ENTRY_POINT_CASES = {
+    "inborn.benchmark": lambda: inborn.benchmark(_linear(), dataset="digits", eps=-1.0, n_examples=4),
+    "inborn.evaluate": lambda: inborn.evaluate(_linear(), dataset="digits", eps=["x"]),
+    "inborn.load": lambda: inborn.load(None),
+    "inborn.create_model": lambda: create_model("conv2", num_classes=1),
+    "inborn.attacks.PGD": lambda: PGD(2.0),
+    "inborn.attacks.EOTPGD": lambda: EOTPGD(0.1, eot_samples=0),
+    "inborn.attacks.FGSM": lambda: FGSM(float("nan")),
+    "inborn.attacks.RFGSM": lambda: RFGSM(0.1, alpha=0.5),
+    "inborn.attacks.StepLL": lambda: StepLL(-0.1),
+    "inborn.attacks.CWLinf": lambda: CWLinf(0.1, steps=0),
+    "inborn.attacks.AutoAttack": lambda: AutoAttack(0.1, batch_size=0),
+    "inborn.attacks.build_attack": lambda: build_attack("pgd", 0.1, stepz=1),
+    "inborn.masks.to_supermask": lambda: to_supermask(None, 0.5),
+    "inborn.data.load_data": lambda: load_data("digits", val_fraction=2),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINT_CASES))
+def test_every_entry_point_refuses_a_bad_argument_in_a_clear_error(entry):
+    with pytest.raises(InbornError):
+        ENTRY_POINT_CASES[entry]()
+
+
+def test_every_public_entry_point_has_a_refusal_case():
+    missing = _entry_points() - set(ENTRY_POINT_CASES)
+    assert not missing, f"entry points without a refusal case: {sorted(missing)}"

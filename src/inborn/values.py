@@ -138,6 +138,22 @@ def check_int(value: Any, what: str = "value", *, low: int | None = None, high: 
     return number
 
 
+def is_whole(value: Any, low: int | None = None) -> bool:
+    """A read file's integer field: an int, never a bool (JSON's true is Python's True == 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+
+
+def is_real(value: Any, low: float | None = None, high: float | None = None) -> bool:
+    """A read file's finite number field (int or float, never a bool) within [low, high]."""
+    return (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            and (low is None or value >= low) and (high is None or value <= high))
+
+
+def is_share(value: Any) -> bool:
+    """A read file's accuracy or fraction: a number in [0, 1]."""
+    return is_real(value, 0.0, 1.0)
+
+
 def check_seed(value: Any, what: str = "seed") -> int:
     """A seed: a whole number in [0, SEED_MAX]."""
     return check_int(value, what, low=0, high=SEED_MAX)

@@ -15,6 +15,8 @@ from inborn.data.base import (
     dataset_names,
     split_train_val,
 )
+from inborn.errors import InbornError
+from inborn.values import check_seed, parse_real
 
 __all__ = [
     "DataSplits", "DatasetInfo", "TensorSplit", "dataset_names", "list_datasets", "load_data",
@@ -30,7 +32,13 @@ def load_data(
     The validation split is a seeded hold-out from train, used for model selection;
     the test split is the data set's own and is never used to choose anything.
     """
-    entry = dataset_entry(name)
+    if not isinstance(name, str):
+        raise InbornError(f"dataset must be a data set's name, got {name!r}")
+    if root is not None and not isinstance(root, (str, Path)):
+        raise InbornError(f"root must be a path, got {root!r}")
+    val_fraction = parse_real(val_fraction, "validation fraction", low=0.0, high=1.0, high_open=True)
+    seed = check_seed(seed)
+    entry = dataset_entry(name)  # checked before the loader reads anything
     info, train, test = entry.loader(Path(root) if root is not None else None)
     train, val = split_train_val(train, val_fraction, seed)
     return DataSplits(info=info, train=train, val=val, test=test)

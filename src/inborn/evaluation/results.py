@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.values import is_real, is_share, is_whole
 
 
 class ResultView(Mapping[str, Any]):
@@ -184,15 +186,9 @@ def check_evaluation_doc(doc: Any, path: str | Path) -> None:
     naming the file and the field when it is truncated, edited or foreign."""
     where = repr(str(path))
 
-    def share(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
-
-    def radius(v: Any) -> bool:  # an ε: L-inf in [0, 1], an L2 radius may be larger
-        return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v < float("inf")
-
-    def count(v: Any, low: int) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
+    share = is_share
+    radius = partial(is_real, low=0.0)  # an ε: L-inf in [0, 1], an L2 radius may be larger
+    count = is_whole
     if not isinstance(doc, dict):
         raise InbornError(f"{where} is not an evaluation (an object)")
     if not count(doc.get("n"), 1):

@@ -31,6 +31,7 @@ from inborn import __version__
 from inborn.errors import InbornError, one_line
 from inborn.io import atomic_write, atomic_write_json, atomic_write_text, read_json, read_text, strict_json
 from inborn.store.guard import run_kind
+from inborn.values import is_share, is_whole
 
 
 def environment() -> dict[str, str]:
@@ -161,7 +162,7 @@ class RunDir:
                 record = json.loads(line)
             except ValueError as e:
                 raise InbornError(f"{str(path)!r} line {number} is not JSON (truncated or edited?): {e}") from e
-            if not isinstance(record, dict) or not _is_int(record.get("epoch")):
+            if not isinstance(record, dict) or not is_whole(record.get("epoch")):
                 raise InbornError(f"{str(path)!r} line {number} is not an epoch record (an object with an integer "
                                   "'epoch')")
             if record["epoch"] != len(history):
@@ -233,34 +234,26 @@ def _training_state(meta: dict[str, str], path: Path) -> dict[str, Any]:
     return state
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_share(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
-
-
 def check_summary_doc(doc: Any, path: str | Path) -> None:
     """The shape of a run's summary.json: an object; its `best_epoch` an integer; its `test` an
     object with `n` and accuracies in [0, 1]. One line naming the file and the field."""
     where = repr(str(path))
     if not isinstance(doc, dict):
         raise InbornError(f"{where} is not a run summary (an object)")
-    if "best_epoch" in doc and not _is_int(doc["best_epoch"]):
+    if "best_epoch" in doc and not is_whole(doc["best_epoch"]):
         raise InbornError(f"{where}: best_epoch must be an integer, got {doc['best_epoch']!r}")
     if "test" in doc:
         test = doc["test"]
         if not isinstance(test, dict):
             raise InbornError(f"{where}: test must be an object, got {test!r}")
         for key in ("clean_acc", "robust_acc"):
-            if key not in test or not _is_share(test[key]):
+            if key not in test or not is_share(test[key]):
                 raise InbornError(f"{where}: test.{key} must be an accuracy in [0, 1], got {test.get(key)!r}")
-        if "n" in test and not (_is_int(test["n"]) and test["n"] > 0):
+        if "n" in test and not (is_whole(test["n"]) and test["n"] > 0):
             raise InbornError(f"{where}: test.n must be a positive integer, got {test['n']!r}")
         per_attack = test.get("per_attack")
         if per_attack is not None and not (isinstance(per_attack, dict)
-                                           and all(_is_share(v) for v in per_attack.values())):
+                                           and all(is_share(v) for v in per_attack.values())):
             raise InbornError(f"{where}: test.per_attack must map attacks to accuracies in [0, 1]")
 
 
@@ -278,9 +271,9 @@ def check_config_doc(doc: dict[str, Any], path: str | Path) -> None:
         raise InbornError(f"{where!r}: model.arch must name a model, got {doc['model'].get('arch')!r}")
     # The settings every command reads from a run without building its TrainConfig (eval, transfer, card).
     config = doc["config"]
-    checks = {"eps": (lambda v: v is None or _is_share(v), "an ε in [0, 1] (pixel units) or null"),
-              "seed": (_is_int, "an integer"),
-              "val_fraction": (lambda v: _is_share(v) and v < 1, "a share in [0, 1)"),
+    checks = {"eps": (lambda v: v is None or is_share(v), "an ε in [0, 1] (pixel units) or null"),
+              "seed": (is_whole, "an integer"),
+              "val_fraction": (lambda v: is_share(v) and v < 1, "a share in [0, 1)"),
               "data_dir": (lambda v: v is None or isinstance(v, str), "a directory or null")}
     for key, (ok, what) in checks.items():
         if key in config and not ok(config[key]):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from inborn.errors import InbornError
 from inborn.models.darts.operations import OPS
+from inborn.values import is_whole
 
 Edge = tuple[str, int]
 
@@ -51,7 +52,7 @@ def _check_edges(cell: str, edges: object) -> tuple[Edge, ...]:
         raise InbornError(f"genotype {cell}: expected a non-empty list of (op, input) pairs, two per node")
     out = []
     for k, edge in enumerate(edges):
-        if not (isinstance(edge, list | tuple) and len(edge) == 2 and isinstance(edge[0], str) and _is_int(edge[1])):
+        if not (isinstance(edge, list | tuple) and len(edge) == 2 and isinstance(edge[0], str) and is_whole(edge[1])):
             raise InbornError(f"genotype {cell}: edge {k} is {edge!r}, expected an (op name, input node) pair")
         op, src = edge
         if op not in OPS:
@@ -67,16 +68,12 @@ def _check_edges(cell: str, edges: object) -> tuple[Edge, ...]:
 def _check_concat(name: str, concat: object, n_nodes: int) -> tuple[int, ...]:
     if isinstance(concat, range):
         concat = tuple(concat)
-    if not isinstance(concat, list | tuple) or not concat or not all(_is_int(i) for i in concat):
+    if not isinstance(concat, list | tuple) or not concat or not all(is_whole(i) for i in concat):
         raise InbornError(f"genotype {name}: expected a non-empty list of node indices, got {concat!r}")
     if len(set(concat)) != len(concat) or not all(2 <= i < n_nodes for i in concat):
         # Only intermediate nodes: the inputs of a reduction cell are not reduced, so they cannot be concatenated.
         raise InbornError(f"genotype {name}: {list(concat)} must name distinct intermediate nodes 2 to {n_nodes - 1}")
     return tuple(int(i) for i in concat)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _g(normal: list[Edge], normal_concat: Iterable[int], reduce: list[Edge], reduce_concat: Iterable[int]) -> Genotype:
@@ -158,7 +155,7 @@ def sample_genotype(seed: int) -> Genotype:
 
     Uses its own generator, so the global `random` state is untouched and a seed always gives the same cell.
     """
-    if not _is_int(seed):
+    if not is_whole(seed):
         raise InbornError(f"the genotype seed must be an integer, got {seed!r}")
     rng = random.Random(seed)
     ops = [p for p in PRIMITIVES if p != "none"]
@@ -222,7 +219,7 @@ def _literal(node: ast.expr, field: str, short: str) -> object:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
         args = [_literal(a, field, short) for a in node.args]
         # Small bounds only: a concat names a handful of nodes, and range(10**100) must not be expanded.
-        if node.keywords or not 1 <= len(args) <= 3 or not all(_is_int(a) and abs(a) <= 1000 for a in args):
+        if node.keywords or not 1 <= len(args) <= 3 or not all(is_whole(a) and abs(a) <= 1000 for a in args):
             raise InbornError(f"genotype {short}: {field}: range() takes one to three small integers")
         return range(*args)  # type: ignore[arg-type]
     try:
