@@ -456,3 +456,13 @@ def test_every_entry_point_refuses_a_bad_argument_in_a_clear_error(entry):
 def test_every_public_entry_point_has_a_refusal_case():
     missing = _entry_points() - set(ENTRY_POINT_CASES)
     assert not missing, f"entry points without a refusal case: {sorted(missing)}"
+
+
+def test_an_unknown_setting_names_the_nearest_known_one():
+    from inborn.settings import check_keys, from_mapping
+    from inborn.train.config import TrainConfig
+
+    with pytest.raises(InbornError, match="unknown training settings: epoch; did you mean 'epochs'"):
+        from_mapping(TrainConfig, {"epoch": 3}, "training")
+    with pytest.raises(InbornError, match="unknown config keys: lr_rate; did you mean 'lr'"):
+        check_keys(TrainConfig, {"lr_rate": 0.1}, "config")

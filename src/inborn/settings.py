@@ -22,6 +22,7 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.values import (
+    nearest_hint,
     parse_eps,
     parse_eps_list,
     parse_int_list,
@@ -184,9 +185,10 @@ def setting_at(cls: type, key: str) -> Setting | None:
 
 def check_keys(cls: type, d: dict[str, Any], what: str) -> None:
     """A one-line error naming the unknown keys of a config mapping."""
-    unknown = sorted(set(d) - set(setting_names(cls)))
+    known = setting_names(cls)
+    unknown = sorted(map(str, set(d) - set(known)))
     if unknown:
-        raise InbornError(f"unknown {what} keys: {', '.join(map(str, unknown))}")
+        raise InbornError(f"unknown {what} keys: {', '.join(unknown)}{nearest_hint(unknown[0], known)}")
 
 
 def from_mapping(cls: type, d: Any, what: str) -> Any:
@@ -200,7 +202,7 @@ def from_mapping(cls: type, d: Any, what: str) -> Any:
     known = setting_names(cls)
     unknown = sorted(map(str, set(d) - set(known)))
     if unknown:
-        raise InbornError(f"unknown {what} settings: {', '.join(unknown)}; known: {', '.join(known)}")
+        raise InbornError(f"unknown {what} settings: {', '.join(unknown)}{nearest_hint(unknown[0], known)}")
     by_name = {s.name: s for s in settings_of(cls)}
     missing = [name for name, s in by_name.items() if s.default is MISSING and name not in d]
     if missing:

@@ -8,11 +8,12 @@ also take (`0_1`, ` 1e-1 `, `infinity`, Unicode digits), so that a typo is an er
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -230,3 +231,13 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             options[key.strip()] = value
     return options
+
+
+def nearest_hint(key: Any, known: Iterable[str]) -> str:
+    """The tail of an unknown-key message: the nearest known key, else the known keys."""
+    known = list(known)
+    # A close spelling, else a known key the text begins (`keep` for `keep_ratio`) or begins with (`lr_rate`).
+    text = str(key)
+    close = (difflib.get_close_matches(text, known, n=1) or [k for k in known if k.startswith(text)][:1]
+             or sorted((k for k in known if text.startswith(k)), key=len)[-1:])
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"

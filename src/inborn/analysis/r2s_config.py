@@ -9,6 +9,7 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.settings import check_keys, check_values, setting
+from inborn.values import SEED_MAX
 
 PROTOCOLS = ("paper", "eot", "expectation", "autoattack-rand")
 ADAPTIVE = ("eot", "expectation", "autoattack-rand")
@@ -31,7 +32,7 @@ class R2SSettings:
     steps: int = setting(20, "attack steps", low=1)
     n: int = setting(500, "test images to use", low=1)
     batch_size: int = setting(256, "batch size of the attacks and classifications", low=1)
-    seed: int = setting(0, "seed of the switches and attacks")
+    seed: int = setting(0, "seed of the switches and attacks", low=0, high=SEED_MAX)
 
 
 def r2s_settings(settings: R2SSettings | None = None, **overrides: Any) -> R2SSettings:

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from inborn.cli.common import add_trust_flag, count_arg, int_arg
+from inborn.cli.common import add_trust_flag, count_arg, seed_arg
 from inborn.errors import InbornError
 
 
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attack", default="pgd", help="the attack (see `inborn attacks`), default pgd")
     p.add_argument("--steps", type=count_arg, default=20, help="iterations of iterative attacks (default 20)")
     p.add_argument("--batch-size", type=count_arg, default=256)
-    p.add_argument("--seed", type=int_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the attacks")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", help="override the data directory stored in the members' runs")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")

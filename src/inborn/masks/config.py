@@ -11,6 +11,7 @@ from typing import Any
 
 from inborn.errors import InbornError
 from inborn.settings import check_values, from_mapping, setting
+from inborn.values import SEED_MAX
 
 SCOPES = ("layer", "global")
 PATTERNS = ("element", "row", "kernel", "filter")
@@ -37,8 +38,8 @@ class SupermaskConfig:
     scale_fan: bool = setting(False, "multiply the init's fan by the keep ratio k (std × 1/√k), as Ramanujan et al. "
                                      "describe; the authors' code multiplies by 1 − prune_rate, prune_rate being "
                                      "the KEPT share there: see docs/tickets.md")
-    weight_seed: int = setting(0, "seed of the frozen random weights")
-    score_seed: int = setting(0, "seed of the initial scores")
+    weight_seed: int = setting(0, "seed of the frozen random weights", low=0, high=SEED_MAX)
+    score_seed: int = setting(0, "seed of the initial scores", low=0, high=SEED_MAX)
 
     def validate(self) -> SupermaskConfig:
         """Types and bounds, then the names and the rules between settings; one-line errors."""

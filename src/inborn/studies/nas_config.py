@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from inborn.settings import check_keys, check_values, from_mapping, setting
+from inborn.values import SEED_MAX
 
 
 @dataclass
@@ -48,7 +49,7 @@ class NasStudyConfig:
     nas_train: dict[str, Any] = setting(factory=dict, help="training setting for the DARTS networks only, e.g. "
                                                            "aux_weight=0.4, drop_path=0.2", flag="--nas-train-opt",
                                         parse="options")
-    seed: int = setting(0, "seed of every run")
+    seed: int = setting(0, "seed of every run", low=0, high=SEED_MAX)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NasStudyConfig:

@@ -13,7 +13,6 @@ file, the scale and the key.
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from inborn.sweep.cells import check_kind, check_settings
 from inborn.sweep.grid import safe_name
 from inborn.train.config import WEIGHT_MODES, TrainConfig
 from inborn.train.resolve import resolve_config
+from inborn.values import nearest_hint
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -93,15 +93,6 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _nearest(key: Any, known: Iterable[str]) -> str:
-    known = list(known)
-    # A close spelling, else a known key the text begins (`keep` for `keep_ratio`) or begins with (`lr_rate`).
-    text = str(key)
-    close = (difflib.get_close_matches(text, known, n=1) or [k for k in known if k.startswith(text)][:1]
-             or sorted((k for k in known if text.startswith(k)), key=len)[-1:])
-    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
-
-
 def _check_keys(keys: Iterable[Any], runner: str, where: str, *, top: bool = False) -> None:
     """Every key known to the runner; else one line with the nearest known key (or the runners that read it)."""
     known = [*(TOP_KEYS if top else ()), *STUDY_KEYS[runner]]
@@ -115,7 +106,7 @@ def _check_keys(keys: Iterable[Any], runner: str, where: str, *, top: bool = Fal
             verb = "apply" if str(key).endswith("s") else "applies"
             raise InbornError(f"{key} {verb} only to the {' and '.join(readers)} runner"
                               f"{'s' if len(readers) > 1 else ''}, not {runner!r} ({where})")
-        raise InbornError(f"unknown key {key!r} {where}{_nearest(key, known)}")
+        raise InbornError(f"unknown key {key!r} {where}{nearest_hint(key, known)}")
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -208,7 +199,7 @@ def _names(choices: tuple[str, ...]) -> Callable[[Any], None]:
             raise _Bad(f"must be a list of {', '.join(choices)}, got {_shown(value)}")
         for v in value:
             if v not in choices:
-                raise _Bad(f"names {_shown(v)}{_nearest(v, choices)}")
+                raise _Bad(f"names {_shown(v)}{nearest_hint(v, choices)}")
         _distinct(value)
     return check
 
@@ -231,7 +222,7 @@ def _setting_key(value: Any) -> None:
     for i, part in enumerate(parts):
         by_name = {s.name: s for s in settings_of(cls)}
         if part not in by_name:
-            raise _Bad(f"names no training setting: {value!r}{_nearest(part, by_name)}")
+            raise _Bad(f"names no training setting: {value!r}{nearest_hint(part, by_name)}")
         rest = len(parts) - i - 1
         if rest and by_name[part].kind != "dict":
             raise _Bad(f"names no training setting: {value!r} ({part!r} is not a mapping)")
@@ -249,7 +240,7 @@ def _keys_of(cls: type, extra: tuple[str, ...] = ()) -> Callable[[Any], None]:
         known = [*setting_names(cls), *extra]
         for key in value:
             if key not in known:
-                raise _Bad(f"has an unknown key {key!r}{_nearest(key, known)}")
+                raise _Bad(f"has an unknown key {key!r}{nearest_hint(key, known)}")
     return check
 
 
