@@ -466,3 +466,11 @@ def test_an_unknown_setting_names_the_nearest_known_one():
         from_mapping(TrainConfig, {"epoch": 3}, "training")
     with pytest.raises(InbornError, match="unknown config keys: lr_rate; did you mean 'lr'"):
         check_keys(TrainConfig, {"lr_rate": 0.1}, "config")
+
+
+def test_a_grey_batch_is_refused_by_an_rgb_model_rather_than_broadcast():
+    rgb = create_model("conv2", num_classes=10, in_channels=3, image_size=16, width=0.25)
+    with pytest.raises(InbornError, match=r"takes images of 3 channels .* got a batch of shape \(2, 1, 16, 16\)"):
+        rgb(torch.rand(2, 1, 16, 16))
+    with pytest.raises(InbornError, match=r"the model cannot take the data set's images \(1×16×16\)"):
+        inborn.benchmark(rgb, dataset="digits", eps=0.1, n_examples=4)

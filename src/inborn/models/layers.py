@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from inborn.errors import InbornError
+
 
 class Normalize(nn.Module):
     """Per-channel (x - mean) / std as the model's first layer, so the model takes pixels in [0,1]."""
@@ -17,6 +19,10 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Broadcasting would silently turn a grey image into three equal channels of an RGB model.
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise InbornError(f"the model takes images of {self.mean.shape[1]} channels (N×C×H×W), "
+                              f"got a batch of shape {tuple(x.shape)}")
         return (x - self.mean) / self.std
 
 
