@@ -345,6 +345,20 @@ def study_yaml(w, tmp, mp):
     return {"x": str(tmp / "study.yaml")}
 
 
+def smoke_yaml_bad_last_value(w, tmp, mp):
+    """A study whose smoke keeps only the first value: the bad last one must still be refused, and
+    before the smoke's temporary directory is made (here under tmp, so the snapshot sees it)."""
+    import tempfile
+
+    from inborn.studies.presets import preset_path
+
+    doc = yaml.safe_load(preset_path("existence").read_text())
+    doc["scales"]["quick"]["values"] = [0.05, 2.5]
+    (tmp / "study.yaml").write_text(yaml.safe_dump(doc))
+    mp.setattr(tempfile, "tempdir", str(tmp))
+    return {"x": str(tmp / "study.yaml")}
+
+
 NEW = "{tmp}/new"
 T = ["train", *TINY, "--out", NEW]
 S = ["search", *TINY, "--out", NEW]
@@ -543,6 +557,8 @@ CASES = [
     ("reproduce-max-parallel-zero", ["reproduce", "tour", "--max-parallel", "0", "--out", "{tmp}/rep"], None),
     ("reproduce-out-a-run", ["reproduce", "tour", "--out", "{run}"], None),
     ("reproduce-study-file-lr-nan", ["reproduce", "{x}", "--out", "{tmp}/rep"], study_yaml),
+    ("reproduce-smoke-checks-every-value", ["reproduce", "{x}", "--smoke"], smoke_yaml_bad_last_value),
+    ("reproduce-seeds-repeated", ["reproduce", "tour", "--seeds", "0,0", "--out", "{tmp}/rep"], None),
     ("reproduce-db-not-sqlite", ["reproduce", "tour", "--out", "{tmp}/rep", "--db", "{x}"], not_sqlite),
     ("demo-n-zero", ["demo", "--out", "{tmp}/demo", "--n", "0"], None),
     ("demo-epochs-zero", ["demo", "--out", "{tmp}/demo", "--epochs", "0"], None),

@@ -50,14 +50,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.print_config:
         print(print_config(args.study), end="")
         return 0
+    from inborn.studies.presets import resolve_preset
     from inborn.studies.reproduce import run_study
+    from inborn.values import check_seed, parse_int_list, refuse_duplicates
 
     overrides = {}
     if args.seeds is not None:
-        try:
-            overrides["seeds"] = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            raise InbornError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {args.seeds!r}") from None
+        seeds = [check_seed(s, "--seeds") for s in parse_int_list(args.seeds)]
+        refuse_duplicates(seeds, "--seeds")
+        overrides["seeds"] = seeds
     name = Path(args.study).stem
     out = Path(args.out or f"runs/reproduce/{name}-{args.scale}")
     db = args.db
@@ -66,6 +67,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         smoke = smoke_overrides(preset, args.scale)
         section = preset["scales"].get(args.scale) or {}
         trimmed = {key: len(section[key]) for key in ("values", "widths", "seeds") if key in smoke}
+        # The whole study is checked, not only the cells the smoke keeps, and before the temp dir.
+        resolve_preset(args.study, args.scale, data_dir=args.data_dir, overrides=overrides)
         overrides.update(smoke)
         out, smoke_db = throwaway(f"{name}-{args.scale}")
         db = str(smoke_db)
