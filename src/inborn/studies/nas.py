@@ -156,6 +156,26 @@ def _row(name: str, family: str, model: torch.nn.Module, shape: tuple[int, ...],
     return row
 
 
+def check_study(cfg: NasStudyConfig) -> tuple[list[str], list[str]]:
+    """The study's architectures and ensemble members, every cell's settings checked: what must hold
+    before anything is written (`inborn nas` and a NAS preset under `inborn reproduce` alike)."""
+    if cfg.combine not in ("logits", "softmax"):
+        raise InbornError(f"--combine must be logits or softmax, got {cfg.combine!r}")
+    archs = expand_archs(cfg.archs)
+    for arch in archs:
+        arch_family(arch)  # an unknown name fails here
+    members = expand_archs(cfg.ensemble)
+    if missing := [m for m in members if m not in archs]:
+        raise InbornError(f"ensemble members must be among the architectures; not there: {', '.join(missing)}")
+    if len(members) == 1:
+        raise InbornError("an ensemble needs at least two members")
+    if cfg.eps is not None and not cfg.eps:
+        raise InbornError("the ε grid (eps) must not be empty")
+    for cell in study_cells(cfg, Path("nowhere")):  # paths do not matter to the check
+        check_settings(cell.config, cell.name)
+    return archs, members
+
+
 def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "local", max_parallel: int = 1,
                   address: str | None = None, device: str = "auto", progress: bool = True,
                   db: str | Path | None = None, study: str = "nas") -> dict[str, Any]:
@@ -163,21 +183,10 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     `study`: the name the output directory's marker holds (a preset's, under `inborn reproduce`)."""
 
     out = Path(out)
-    if cfg.combine not in ("logits", "softmax"):
-        raise InbornError(f"--combine must be logits or softmax, got {cfg.combine!r}")
-    archs = expand_archs(cfg.archs)
-    for arch in archs:
-        arch_family(arch)  # unknown names fail here, before anything is written
-    members = expand_archs(cfg.ensemble)
-    if missing := [m for m in members if m not in archs]:
-        raise InbornError(f"ensemble members must be among the architectures; not there: {', '.join(missing)}")
-    if len(members) == 1:
-        raise InbornError("an ensemble needs at least two members")
+    archs, members = check_study(cfg)
     splits = load_data(cfg.data, cfg.data_dir, seed=cfg.seed)  # fail on a missing data set before any run starts
     grid = eps_grid(cfg, splits.info.default_eps)
     cells = study_cells(cfg, out)
-    for cell in cells:
-        check_settings(cell.config, cell.name)
     if db is not None:
         ResultsDB(db).check()
     claim_study(out, "study", name=study)

@@ -26,7 +26,7 @@ from inborn.errors import InbornError
 from inborn.io import read_yaml_mapping
 from inborn.settings import parsed_mapping, setting_names, settings_of, with_dotted
 from inborn.studies.family import EVALUATE_ALIASES, study_settings
-from inborn.studies.nas import arch_family, expand_archs, study_cells
+from inborn.studies.nas import check_study
 from inborn.studies.nas_config import NasStudyConfig
 from inborn.studies.overparam import width_preset
 from inborn.studies.seeds import study_seeds
@@ -410,19 +410,7 @@ def _check_cells(preset: dict[str, Any], place: _Place) -> None:
 def _check_nas(preset: dict[str, Any], place: _Place) -> None:
     """What run_nas_study checks, here, before `inborn reproduce` writes its study.json."""
     cfg = _failing(place, lambda: NasStudyConfig.from_dict(preset["settings"]))
-    archs = _failing(place, lambda: expand_archs(cfg.archs))
-    for arch in archs:
-        _failing(place, lambda arch=arch: arch_family(arch))
-    members = _failing(place, lambda: expand_archs(cfg.ensemble))
-    if missing := [m for m in members if m not in archs]:
-        raise InbornError(f"{place.of('settings')}: ensemble members must be among the archs; not there: "
-                          f"{', '.join(missing)}")
-    if len(members) == 1:
-        raise InbornError(f"{place.of('settings')}: an ensemble needs at least two members")
-    if cfg.eps is not None and not cfg.eps:
-        raise InbornError(f"{place.of('settings')}: the ε grid (eps) must not be empty")
-    for cell in study_cells(cfg, _NOWHERE):
-        _failing(place, lambda cell=cell: check_settings(cell.config, cell.name))
+    _failing(place, lambda: check_study(cfg))
 
 
 def print_config(name: str, scale: str | None = None) -> str:
