@@ -47,6 +47,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -453,7 +454,7 @@ def part_ddp(budget: float, device: torch.device, shape: dict[str, Any]) -> dict
            "plain_ms_per_image": plain * 1e3, "ddp_ms_per_image": wrapped * 1e3, "ddp_over_plain": wrapped / plain,
            "warnings": said,
            "summary": f"{arch} on {backend}, world size 1: the wrapped step takes {wrapped / plain:.2f}x the plain one"
-                      + (f"; torch warned: {said[0]}" if said else "")}
+                      + (f"; torch warned: {said[0].split('. ')[0]}" if said else "")}
     synced = [type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if type(net).__name__ != "DistributedDataParallel" or not synced or not all(s.startswith("Synced") for s in synced):
         out["problem"] = f"the network was not wrapped as under torchrun ({type(net).__name__}, BatchNorm {synced[:2]})"
@@ -475,7 +476,7 @@ def shapes(tiny: bool, iters: int | None) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="directory for gpu_check.json and gpu_check.md")
+    p.add_argument("--out", help="directory for gpu_check.json and gpu_check.md (default: a new temporary one)")
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     p.add_argument("--tiny", action="store_true",
                    help="tiny models, batches and counts (CI on a CPU): not a measurement")
@@ -488,7 +489,7 @@ def main() -> int:
     if unknown := [x for x in parts if x not in BUDGETS]:
         print(f"gpu_check: unknown part {unknown[0]!r}; known: {', '.join(BUDGETS)}", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="gpu_check-"))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -529,6 +530,7 @@ def main() -> int:
     text = markdown(report)
     (out / "gpu_check.md").write_text(text)
     print(text)
+    print(f"gpu_check: wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}")
     return 1 if report["failed"] else 0
 
 
