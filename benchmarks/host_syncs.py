@@ -9,7 +9,8 @@ already, so it cannot be told from a no-op; `.cpu()` is.) The per-batch figure i
 over the difference in batch counts (issue 26), so per-epoch costs cancel out.
 
     python benchmarks/host_syncs.py                       # digits, conv4 width 0.25, PGD-7, batches 32 and 96
-    python benchmarks/host_syncs.py --arch conv2 --steps 2
+    python benchmarks/host_syncs.py --arch conv2 --steps 2 --n 256
+    python benchmarks/host_syncs.py --device cuda
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class SyncCounter(TorchFunctionMode):
 
 
 def count_search_epoch(batch_size: int, *, arch: str = "conv4", width: float = 0.25, steps: int = 7,
-                       n: int | None = None, keep: float = 0.05) -> tuple[int, int, Counter[str]]:
+                       n: int | None = None, keep: float = 0.05, device: str = "cpu") -> tuple[int, int, Counter[str]]:
     """(batches, host syncs, by name) of one search epoch's training pass on digits."""
     from inborn.masks.config import SupermaskConfig
     from inborn.store import ResultsDB
@@ -78,7 +79,7 @@ def count_search_epoch(batch_size: int, *, arch: str = "conv4", width: float = 0
 
     cfg = TrainConfig(data="digits", arch=arch, width=width, epochs=1, batch_size=batch_size, adv="pgd",
                       adv_steps=steps, val_fraction=0.0, ticket=SupermaskConfig(keep_ratio=keep),
-                      test_attack_steps=1, test_attacks=["pgd"], device="cpu")
+                      test_attack_steps=1, test_attacks=["pgd"], device=device)
     loop._train_epoch = counted
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +93,7 @@ def count_search_epoch(batch_size: int, *, arch: str = "conv4", width: float = 0
     return batches["n"], counter.total, counter.counts
 
 
-def count_switch(granularity: str, forwards: int = 5) -> tuple[int, Counter[str]]:
+def count_switch(granularity: str, forwards: int = 5, device: str = "cpu") -> tuple[int, Counter[str]]:
     """Host syncs of `forwards` forwards of a switch over three random conv2 tickets."""
     from inborn.defenses import RandomSwitch
     from inborn.masks import compute_masks, masked_layers, to_supermask
@@ -112,8 +113,9 @@ def count_switch(granularity: str, forwards: int = 5) -> tuple[int, Counter[str]
                    zip(masked_layers(model), compute_masks(model), strict=True)}
         tensors = {**{k: v for k, v in model.state_dict().items() if "running_" in k}, **tensors}
         tickets.append(ticket_from_state(f"t{i}", 0.3, model, tensors))
-    switch = RandomSwitch(TicketFamily(model, tickets), granularity, generator=torch.Generator().manual_seed(0)).eval()
-    x = torch.rand(16, 1, 16, 16)
+    family = TicketFamily(model, tickets).to(device)
+    switch = RandomSwitch(family, granularity, generator=torch.Generator().manual_seed(0)).eval()
+    x = torch.rand(16, 1, 16, 16, device=device)
     switch(x)  # first forward: per-device set-up
     counter = SyncCounter()
     with counter, torch.no_grad():
@@ -129,16 +131,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=7)
     p.add_argument("--batch-sizes", default="32,96")
     p.add_argument("--n", type=int, default=None, help="training images (default: all of digits' train split)")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
     sizes = [int(b) for b in args.batch_sizes.split(",")]
-    runs = [count_search_epoch(b, arch=args.arch, width=args.width, steps=args.steps, n=args.n) for b in sizes]
+    runs = [count_search_epoch(b, arch=args.arch, width=args.width, steps=args.steps, n=args.n, device=args.device)
+            for b in sizes]
     for b, (batches, total, counts) in zip(sizes, runs, strict=True):
         print(f"search epoch, batch {b}: {batches} batches, {total} host syncs {dict(counts.most_common())}")
     (b1, t1, _), (b2, t2, _) = runs[0], runs[-1]
     if b1 != b2:
         print(f"per batch: ({t1} - {t2}) / ({b1} - {b2}) = {(t1 - t2) / (b1 - b2):.2f}")
     for granularity in ("batch", "sample"):
-        total, counts = count_switch(granularity)
+        total, counts = count_switch(granularity, device=args.device)
         print(f"RandomSwitch {granularity}-wise: {total / 5:.1f} host syncs per forward {dict(counts.most_common())}")
 
 
