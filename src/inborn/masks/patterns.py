@@ -4,8 +4,9 @@ A pattern groups the weights (one element, one kernel row, one k×k kernel, one 
 N of every M along the input), scores a group by the sum of its |scores|, and keeps the
 best `kept_groups(groups, keep_ratio, count)` groups: `round(keep_ratio × groups)` by default,
 or the authors' `groups − int((1 − keep_ratio) × groups)` with count "reference". The
-threshold comes from `kthvalue` (no full sort), and ties at the threshold are broken by index,
-so the count is exact and the mask deterministic.
+threshold is the k-th largest group score (`kth_largest`: no full sort), and ties at the threshold
+are broken by index, so the count is exact and the mask deterministic; nothing is read back to
+the host, so a masked forward never waits for the device.
 """
 
 from __future__ import annotations
@@ -43,18 +44,40 @@ def expand_groups(keep: torch.Tensor, shape: torch.Size, pattern: str) -> torch.
     return keep.view(*shape[:2], 1, 1).expand(shape)  # kernel
 
 
+def kth_largest(values: torch.Tensor, k: int, use_topk: bool | None = None) -> torch.Tensor:
+    """The k-th largest of a flat tensor (0 < k <= n), as a 0-dim tensor on its device: exact.
+
+    On CUDA `kthvalue` runs one thread block per slice (a flat tensor: one block for the whole
+    layer), so the value is the least of `topk`'s (multi-block radix select), taken from the
+    shorter side: the n − k + 1 smallest when k is more than half. On the CPU `kthvalue` is the
+    faster of the two (benchmarks/mask_selection.py). Either way nothing is read back.
+    `use_topk` forces one way (None: by device), for the tests.
+    """
+    n = values.numel()
+    if not (values.device.type != "cpu" if use_topk is None else use_topk):
+        return values.kthvalue(n - k + 1).values
+    if 2 * k <= n:
+        return values.topk(k, sorted=False).values.min()
+    return values.topk(n - k + 1, largest=False, sorted=False).values.max()
+
+
 def top_k_mask(values: torch.Tensor, k: int) -> torch.Tensor:
-    """A float 0/1 vector keeping exactly the k largest values; ties go to the lower index."""
+    """A float 0/1 vector keeping exactly the k largest values; ties go to the lower index.
+
+    No host sync: k is a Python int from the shapes, and the number of ties to keep stays a
+    tensor (it was read back with int() once, which made every masked forward wait on CUDA).
+    """
     n = values.numel()
     if k >= n:
         return torch.ones_like(values)
     if k <= 0:
         return torch.zeros_like(values)
-    threshold = values.kthvalue(n - k + 1).values  # the k-th largest
+    threshold = kth_largest(values, k)
     above = values > threshold
-    missing = k - int(above.sum())
     at = values == threshold
-    keep = above | (at & (at.cumsum(0) <= missing))
+    missing = k - above.sum()  # how many of the ties at the threshold to keep, lowest index first
+    rank = torch.cumsum(at, 0, dtype=torch.int32 if n < 2**31 else torch.int64)
+    keep = above | (at & (rank <= missing))
     return keep.to(values.dtype)
 
 

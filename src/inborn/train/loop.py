@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from inborn import distributed
 from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, cutout, load_data, random_crop_flip
+from inborn.data.augment import augment_generator
 from inborn.device import autocast, prepare_model, resolve_device
 from inborn.errors import InbornError
 from inborn.evaluation.results import evaluation_rows
@@ -235,20 +236,63 @@ def _trainer(cfg: TrainConfig, model: nn.Module, eps: float) -> _Trainer:
     return _Trainer(model, model, opt, params, cfg, attack, step_per_eps)  # `net` is wrapped once restored
 
 
+# How often the loss and accuracy are read back from the device (for the progress bar and the
+# non-finite check): reading them every batch made the host wait for the device every batch.
+REFRESH_SECONDS = 1.0
+
+
+class _Totals:
+    """The epoch's loss and accuracy, kept on the device until read: `add` per batch costs no host
+    sync; `flush` reads every batch since the last flush in one, and stops the run at the first
+    non-finite loss (named by its batch, as when each batch was read at once). The sums are the
+    ones the per-batch reads made (each loss as a Python float × batch size, summed on the host),
+    so the figures are unchanged."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.seen, self.loss_sum, self.correct = epoch, 0, 0.0, 0
+        self.pending: list[tuple[int, torch.Tensor, int]] = []  # (batch, [loss, correct], size)
+        self.last_flush = time.monotonic()
+
+    def add(self, batch: int, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        correct = logits.argmax(1).eq(y).sum()
+        self.pending.append((batch, torch.stack([loss.detach().double(), correct.double()]), len(y)))
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_flush >= REFRESH_SECONDS
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        values = torch.stack([v for _, v, _ in self.pending]).tolist()  # the one host sync
+        for (batch, _, n), (loss, correct) in zip(self.pending, values, strict=True):
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"the training loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                                    "the run stopped, its last complete epoch is kept (lower --lr, or check ε and "
+                                    "the data)")
+            self.seen += n
+            self.loss_sum += loss * n
+            self.correct += int(correct)
+        self.pending.clear()
+
+
 def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device: torch.device,
                  progress: bool) -> dict[str, Any]:
     """One pass over the training split; every epoch reseeds from (seed, epoch), so resume replays it.
 
     Under torchrun each batch is augmented whole (the same random draws as one process), then
-    each rank takes its slice of it.
+    each rank takes its slice of it. Nothing is read back from the device per batch: the loss
+    and accuracy are read every REFRESH_SECONDS and at the end, and augmentation draws on the
+    device from its own generator, seeded from (seed, epoch) like the data order.
     """
     cfg, info, world = t.cfg, splits.info, distributed.world_size()
     seed = epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # the data order
+    aug_gen = augment_generator(seed, device)
     t.net.train()
     _set_drop_path(t.model, cfg.drop_path * epoch / cfg.epochs)
-    t0, seen, loss_sum, correct = time.time(), 0, 0.0, 0
+    t0, totals = time.time(), _Totals(epoch)
     iters = max(1, -(-len(splits.train) // cfg.batch_size))
     batches = splits.train.batches(cfg.batch_size, shuffle=True, generator=gen, device=device)
     bar = tqdm(batches, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -259,8 +303,8 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
         lr, cur_eps = schedule(cfg, epoch + i / iters, eps)
         t.set_lr(lr)
         if cfg.augment:
-            x = random_crop_flip(x, info.crop_padding, info.flip, generator=gen)
-        x = cutout(x, cfg.cutout, generator=gen)
+            x = random_crop_flip(x, info.crop_padding, info.flip, generator=aug_gen)
+        x = cutout(x, cfg.cutout, generator=aug_gen)
         if len(y) < world:  # a last global batch too small to give every rank a sample
             continue
         global_n = len(y)
@@ -272,17 +316,15 @@ def _train_epoch(t: _Trainer, splits: DataSplits, epoch: int, eps: float, device
             loss, logits, free_delta = _free_step(t, x, y, cur_eps, share, free_delta)
         else:
             loss, logits = _pgd_step(t, x, y, cur_eps, share)
-        seen += len(y)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"the training loss became {value} at epoch {epoch + 1}, batch {i + 1}; the run "
-                                "stopped, its last complete epoch is kept (lower --lr, or check ε and the data)")
-        loss_sum += value * len(y)
-        correct += logits.argmax(1).eq(y).sum().item()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        totals.add(i, loss, logits, y)
+        if totals.due() or cfg.smoke:  # a smoke run times each batch: it waits for the device's work
+            totals.flush()
+            if totals.seen:
+                bar.set_postfix(loss=f"{totals.loss_sum / totals.seen:.3f}", acc=f"{totals.correct / totals.seen:.3f}")
         batch_times.append(time.time() - t_batch)
-    totals = torch.tensor([seen, loss_sum, correct], dtype=torch.float64, device=device)
-    seen, loss_sum, correct = distributed.all_reduce_sum(totals).tolist()  # over all ranks
+    totals.flush()
+    sums = torch.tensor([totals.seen, totals.loss_sum, totals.correct], dtype=torch.float64, device=device)
+    seen, loss_sum, correct = distributed.all_reduce_sum(sums).tolist()  # over all ranks
     record = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
               "lr": t.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
     return {**record, "batch_seconds": batch_times} if cfg.smoke else record
