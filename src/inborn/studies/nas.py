@@ -71,16 +71,16 @@ def eps_grid(cfg: NasStudyConfig, default_eps: float) -> list[float]:
 
 
 
-def study_cells(cfg: NasStudyConfig, out: Path) -> list[Any]:
+def study_cells(cfg: NasStudyConfig, out: Path, device: str = "auto") -> list[Any]:
     """One training run per architecture (and one ticket search each, if asked). A cell holds the
     study's settings only; its run resolves the rest (the data set's recipe) as any run does, so
-    `--train-opt` reaches every cell, ticket searches included."""
+    `--train-opt` reaches every cell, ticket searches included (a `device` there wins over `device`)."""
     cells = []
     for arch in expand_archs(cfg.archs):
         nas = arch_family(arch) != HAND_CRAFTED
         config: dict[str, Any] = {
             "data": cfg.data, "data_dir": cfg.data_dir, "arch": arch, "epochs": cfg.epochs, "adv": "none",
-            "seed": cfg.seed, **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
+            "seed": cfg.seed, "device": device, **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
             **cfg.train, **(cfg.nas_train if nas else {}),
         }
         cells.append(Cell(name=arch, kind="train", config=config, out=out / "runs" / safe_name(arch)))
@@ -186,7 +186,7 @@ def run_nas_study(cfg: NasStudyConfig, out: str | Path, *, executor: str = "loca
     archs, members = check_study(cfg)
     splits = load_data(cfg.data, cfg.data_dir, seed=cfg.seed)  # fail on a missing data set before any run starts
     grid = eps_grid(cfg, splits.info.default_eps)
-    cells = study_cells(cfg, out)
+    cells = study_cells(cfg, out, device)
     if db is not None:
         ResultsDB(db).check()
     claim_study(out, "study", name=study)
