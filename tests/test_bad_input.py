@@ -520,6 +520,13 @@ CASES = [
     ("export-a-family", ["export", "{family}", "--out", "{tmp}/plain.safetensors"], None),
     ("export-nowhere", ["export", "{tmp}/nowhere", "--out", "{tmp}/plain.safetensors"], None),
     # -- runs ---------------------------------------------------------------------------------
+    ("compare-not-a-run", ["compare", "{run}", "{tmp}"], None),
+    ("compare-a-run-twice", ["compare", "{run}", "{run}/"], None),
+    ("compare-out-not-png", ["compare", "{run}", "--out", "{tmp}/table.txt"], None),
+    ("compare-out-a-runs-curves", ["compare", "{run}", "--out", "{run}/curves.png"], None),
+    ("compare-out-a-users-png", ["compare", "{run}", "--out", "{tmp}/mine.png"],
+     users_file("mine.png", "\x89PNG not inborn's\n")),
+    ("compare-db-not-sqlite", ["compare", "{run}", "--db", "{x}"], not_sqlite),
     ("runs-db-not-sqlite", ["runs", "--db", "{x}"], not_sqlite),
     ("runs-db-a-directory", ["runs", "--db", "{x}"], a_dir),
     ("runs-db-missing", ["runs", "--db", "{tmp}/none.db"], None),

@@ -12,6 +12,7 @@ from safetensors import SafetensorError
 
 from inborn.cli import (
     card,
+    compare,
     demo,
     ensemble,
     evaluate,
@@ -52,6 +53,7 @@ def build_parser() -> OneLineParser:
     import_.add_parser(sub)
     card.add_parser(sub)
     runs.add_parser(sub)
+    compare.add_parser(sub)
     demo.add_parser(sub)
     sweep.add_parser(sub)
     nas.add_parser(sub)

@@ -80,7 +80,8 @@ def study_cells(cfg: NasStudyConfig, out: Path, device: str = "auto") -> list[An
         nas = arch_family(arch) != HAND_CRAFTED
         config: dict[str, Any] = {
             "data": cfg.data, "data_dir": cfg.data_dir, "arch": arch, "epochs": cfg.epochs, "adv": "none",
-            "seed": cfg.seed, "device": device, **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
+            "seed": cfg.seed, "device": device,
+            **({"model_kwargs": dict(cfg.nas_options)} if nas else {"width": cfg.width}),
             **cfg.train, **(cfg.nas_train if nas else {}),
         }
         cells.append(Cell(name=arch, kind="train", config=config, out=out / "runs" / safe_name(arch)))
