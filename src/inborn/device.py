@@ -1,8 +1,10 @@
-"""Device choice and the fast paths (bf16 autocast on CUDA, channels-last memory layout)."""
+"""Device choice and the fast paths (bf16 autocast on CUDA, channels-last memory layout,
+cuDNN's autotuner, torch.compile)."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -29,7 +31,11 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The model on `device`, in the memory layout that is faster there (`use_channels_last`)."""
+    """The model on `device`, in the memory layout that is faster there (`use_channels_last`).
+    On CUDA it also turns on cuDNN's autotuner: a run's shapes repeat batch after batch, so the
+    fastest convolution algorithm is timed once per shape and kept."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     model = model.to(device)
     if use_channels_last(model, device):
         model = model.to(memory_format=torch.channels_last)
@@ -44,3 +50,29 @@ def use_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
         return True
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     return device.type == "cpu" and bool(convs) and all(m.groups == 1 for m in convs)
+
+
+def compile_model(model: torch.nn.Module, enabled: bool = True) -> torch.nn.Module:
+    """`model` with its calls compiled by torch.compile, in place (`nn.Module.compile`), when
+    `enabled`; returned for convenience. The module object stays the same, so its state dict has
+    the eager keys (no `_orig_mod.` prefix: checkpoints load into eager models), every reference
+    to it (the attacks', DistributedDataParallel's) runs compiled, and a `copy.deepcopy` of it is
+    eager. Compiling happens at the first call, and again for each new kind of call (train or
+    eval mode, with or without gradients)."""
+    if enabled and getattr(model, "_compiled_call_impl", None) is None:
+        model.compile()
+    return model
+
+
+@contextlib.contextmanager
+def compiled(model: torch.nn.Module, enabled: bool = True) -> Iterator[torch.nn.Module]:
+    """`model` compiled (`compile_model`) inside the block and as it was after it: an evaluation
+    compiles the caller's model for its own span only. A model compiled already stays so."""
+    if not enabled or getattr(model, "_compiled_call_impl", None) is not None:
+        yield model
+        return
+    compile_model(model)
+    try:
+        yield model
+    finally:
+        model._compiled_call_impl = None  # what nn.Module.compile set: the eager call again

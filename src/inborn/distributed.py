@@ -70,14 +70,36 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """
     if not is_distributed():
         return model
-    sync_batch_norm(model)
+    sync_batch_norms(model, device)
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def sync_batch_norms(model: nn.Module, device: torch.device) -> nn.Module:
+    """Synchronise every BatchNorm of `model` over the ranks, in place: PyTorch's SyncBatchNorm
+    on CUDA with NCCL (its fused kernels: one all-gather per forward and one all-reduce per
+    backward, against four all-reduces and two host syncs in Python), the Python sync elsewhere
+    (SyncBatchNorm has no CPU kernel). docs/distributed.md counts the collectives of both."""
+    if device.type == "cuda" and dist.get_backend() == "nccl":
+        return native_sync_batch_norm(model)
+    return sync_batch_norm(model)
+
+
+def native_sync_batch_norm(model: nn.Module) -> nn.Module:
+    """Every BatchNorm below `model` replaced by an `nn.SyncBatchNorm` holding the same
+    parameters and buffers (the optimiser's), under the same names, so state-dict keys and
+    checkpoints are unchanged; affine=False layers (supermasks) stay non-affine. In place: the
+    module object is kept, so every reference to it (the attacks' `model`) is synchronised."""
+    if isinstance(model, nn.modules.batchnorm._BatchNorm):
+        raise TypeError("the root module is a BatchNorm: convert the network that holds it")
+    nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the children in place (a BatchNorm root it would copy)
+    return model
 
 
 class _SyncedBatchNorm:
     """Mixed in front of a BatchNorm class: in training mode under torch.distributed, the batch
     mean and variance are summed over all ranks (differentiably, so gradients see them as one
-    process would). PyTorch's own SyncBatchNorm has no CPU kernel, so gloo runs could not use it."""
+    process would). PyTorch's own SyncBatchNorm has no CPU kernel, so gloo runs use this one;
+    NCCL runs use PyTorch's (`sync_batch_norms`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):

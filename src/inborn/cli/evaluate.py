@@ -9,7 +9,9 @@ from pathlib import Path
 
 from inborn.cli.common import add_trust_flag, count_arg, seed_arg
 from inborn.errors import InbornError
+from inborn.settings import settings_of
 from inborn.tables import text_table
+from inborn.train.config import TrainConfig
 from inborn.values import parse_eps, parse_eps_list, parse_names, refuse_duplicates
 
 
@@ -27,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=count_arg, help="classifications of every point of a randomised model, "
                    "reported as mean ± std (default 5)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32 everywhere)")
+    # The training setting's flag and help: one definition (TrainConfig.compile) for train, search and eval.
+    compile_setting = next(s for s in settings_of(TrainConfig) if s.name == "compile")
+    p.add_argument(compile_setting.flag, dest="compile", action="store_true", help=compile_setting.help)
     # --num-examples: under torchrun, whose own parser takes `--n` for an abbreviation of its options.
     p.add_argument("--n", "--num-examples", dest="n", type=count_arg, help="evaluate the first N images of the split")
     p.add_argument("--split", choices=["test", "val"], default="test")
@@ -86,7 +91,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
             seed=args.seed, early_stop=not args.no_early_stop, eot_samples=args.eot, repeats=args.repeats,
             amp=args.amp, progress=not args.quiet, journal=run.file(f"eval-{args.split}.journal.json"),
-            split_over_ranks=True,
+            split_over_ranks=True, compile=args.compile,
         )
     if not distributed.is_main():
         return 0  # rank 0 writes and prints

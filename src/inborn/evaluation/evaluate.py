@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from inborn import distributed
 from inborn.attacks import ATTACKS, Attack, AttackReport, attack_norm, build_attack, is_iterative, model_mode
 from inborn.data.base import TensorSplit
-from inborn.device import autocast, resolve_device
+from inborn.device import autocast, compiled, resolve_device
 from inborn.errors import InbornError, one_line
 from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags, unpack_flags
 from inborn.evaluation.metrics import harmonic_robustness_score
@@ -230,7 +230,7 @@ class _RandomnessFound(Exception):
 def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None, *,
              device: torch.device | str | None = None, progress: bool = False, journal: str | Path | None = None,
              split_over_ranks: bool = False, per_sample: bool = False, identify: bool = True,
-             **overrides: Any) -> Evaluation:
+             compile: bool = False, **overrides: Any) -> Evaluation:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
     Settings come as one `EvalSettings` and/or as its fields by keyword (`attacks=["pgd"], eps=[0.3]`).
@@ -242,6 +242,8 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     the batches (without it, under torchrun, the calling rank evaluates everything alone).
     `per_sample` adds every sample's flags (strings of 0/1) to the result. `identify=False` skips
     hashing the model (its `fingerprint` is then empty): for evaluations no row or journal keeps.
+    `compile` runs the attacks on a torch.compile'd model (`inborn.device.compiled`: the caller's
+    model is eager again afterwards); the figures are the eager ones up to float rounding.
     The result is an `Evaluation` (attributes; `to_dict()` is the JSON `inborn eval` writes).
     """
     # The arguments checked as the CLI checks its flags: one-line InbornErrors, before any work.
@@ -270,8 +272,10 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
             is_randomised(model, _probe(data, s.batch_size, device), PROBE_FORWARDS, eps=max(s.eps, default=0.0))
         if world > 1:  # rank 0's journal may have decided it: every rank evaluates alike
             randomised = distributed.broadcast_object(randomised)
+    if not isinstance(compile, bool):
+        raise InbornError(f"compile must be True or False, got {compile!r}")
     run = dict(device=device, progress=progress, journal=journal, world=world, rank=rank, per_sample=per_sample,
-               model_hash=model_hash, size=size)
+               model_hash=model_hash, size=size, compile=compile)
     try:
         return _evaluate_as(model, data, s.for_model(randomised), **run)
     except _RandomnessFound as found:
@@ -352,7 +356,7 @@ def _journal_key(model_hash: str, s: EvalSettings, size: int) -> str:
 
 def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch.device | str,
                  progress: bool, journal: str | Path | None, world: int, rank: int, per_sample: bool,
-                 model_hash: str, size: int) -> Evaluation:
+                 model_hash: str, size: int, compile: bool = False) -> Evaluation:
     """`evaluate` with the model's randomness decided (`s.randomised`). A deterministic evaluation
     raises `_RandomnessFound` on every rank when a batch's two classifications differ on any."""
     # The attacks run on a copy with BatchNorm folded into the convolutions (the same function up
@@ -369,18 +373,20 @@ def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch
     # their index, so the result is the single-process one, and a resumed one the whole one.
     loaded = _batches(data, [b for b in range(resumed, total) if b % world == rank], s.batch_size, device)
     mine: dict[str, Any] | None = None
-    for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
-                  disable=not progress or rank != 0):
-        if b % world == rank:
-            mine = {**_evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b), "batch": b}
-        if b % world == world - 1 or b == total - 1:
-            records = [r for r in (distributed.all_gather_object(mine) if world > 1 else [mine]) if r is not None]
-            found = [r["batch"] for r in records if r.pop("randomness", False)]
-            if found:  # every rank sees every record, so every rank restarts
-                raise _RandomnessFound(found[0])
-            for record in records:
-                log.record(record)
-            mine = None
+    with compiled(surrogate, compile):  # the attacks' many forwards and backwards
+        for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
+                      disable=not progress or rank != 0):
+            if b % world == rank:
+                flags = _evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b)
+                mine = {**flags, "batch": b}
+            if b % world == world - 1 or b == total - 1:
+                records = [r for r in (distributed.all_gather_object(mine) if world > 1 else [mine]) if r is not None]
+                found = [r["batch"] for r in records if r.pop("randomness", False)]
+                if found:  # every rank sees every record, so every rank restarts
+                    raise _RandomnessFound(found[0])
+                for record in records:
+                    log.record(record)
+                mine = None
     result = _summarise(log.batches, grid, s, per_sample, model_hash)
     log.close()
     return result

@@ -1,8 +1,11 @@
 """Ticket families: several tickets drawn from ONE random weight tensor.
 
 A family holds the shared frozen weights once, plus per ticket a 1-bit mask per weight and
-its BatchNorm statistics. `select(i)` puts ticket i in place (masks unpacked on the device),
-so memory stays about one dense model whatever the number of tickets.
+its BatchNorm statistics. `select(i)` puts ticket i in place; its masks are unpacked on the
+device at the first forward after the switch, and the masked weights (`weight * mask`) are kept
+until the next switch (inborn.masks.layers), so the forwards in between unpack nothing. Memory
+stays about two dense models' weights (the shared ones and the active ticket's masked copy)
+whatever the number of tickets.
 """
 
 from __future__ import annotations

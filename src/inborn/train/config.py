@@ -112,6 +112,10 @@ class TrainConfig:
                         high=SEED_MAX)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     amp: bool = setting(True, "no bf16 autocast on CUDA")
+    # Compiled in place (inborn.device.compile_model): the saved state dict is the eager model's.
+    compile: bool = setting(False, "torch.compile the model for training, its attacks and evaluation (compiling "
+                                   "takes a while at the start; float rounding differs from eager's, and training "
+                                   "amplifies it)")
     # A smoke run: every step of the real path on a sliver of the data, with the measured time
     # projected to the full run (inborn.train.smoke).
     smoke: bool = setting(False, "smoke run: 1 epoch of 2 batches and one evaluation batch, into a throwaway "
