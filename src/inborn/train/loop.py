@@ -31,7 +31,7 @@ from inborn import distributed
 from inborn.attacks import Attack, build_attack
 from inborn.data import DataSplits, cutout, load_data, random_crop_flip
 from inborn.data.augment import augment_generator
-from inborn.device import autocast, prepare_model, resolve_device
+from inborn.device import autocast, compile_model, prepare_model, resolve_device
 from inborn.errors import InbornError
 from inborn.evaluation.results import evaluation_rows
 from inborn.masks import reuse_masks, scores_frozen
@@ -177,7 +177,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
         warnings.warn(NO_VALIDATION, stacklevel=3)
     seed_everything(cfg.seed)
     model, spec = initial_model(cfg, splits)
-    model = prepare_model(model, device)
+    model = compile_model(prepare_model(model, device), cfg.compile)  # compiled in place: eager state-dict keys
     trainer = _trainer(cfg, model, eps)
     start_epoch, history, best = 0, [], {"epoch": -1, "score": float("-inf")}
     if resume and (ckpt := run.load_checkpoint()) is not None:

@@ -12,7 +12,7 @@ import torch.nn as nn
 from inborn.data import DataSplits
 from inborn.evaluation.evaluate import evaluate
 from inborn.evaluation.results import Evaluation, ResultView
-from inborn.masks import mask_stats, reuse_masks
+from inborn.masks import mask_stats, reuse_masks, scores_frozen
 from inborn.masks.ticket import is_supermask
 from inborn.runs import load
 from inborn.store import RunDir
@@ -80,10 +80,10 @@ def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float)
     if len(splits.val) == 0:
         return {"select_on": "last_epoch", "select_score": 0.0}
     if cfg.adv == "none":
-        with reuse_masks(model):
+        with reuse_masks(model), scores_frozen(model):  # the product weight × mask reused by every forward
             res = evaluate(model, splits.val, attacks=[], eps=[], identify=False)
         return {"val_clean_acc": res["clean_acc"], "select_on": "val_clean_acc", "select_score": res["clean_acc"]}
-    with reuse_masks(model):
+    with reuse_masks(model), scores_frozen(model):  # the product weight × mask reused by every forward
         res = evaluate(model, splits.val, attacks=["pgd"], eps=[eps], steps=cfg.select_attack_steps, seed=0,
                        identify=False)
     robust = res["results"][0]["robust_acc"]
@@ -93,7 +93,7 @@ def validate(model: nn.Module, splits: DataSplits, cfg: TrainConfig, eps: float)
 
 def robust_on_test(model: nn.Module, splits: DataSplits, cfg: TrainConfig) -> float:
     """Test robust accuracy of this epoch's model: the RST reference's protocol, reported only."""
-    with reuse_masks(model):
+    with reuse_masks(model), scores_frozen(model):  # the product weight × mask reused by every forward
         res = evaluate(model, splits.test, attacks=["pgd"], eps=[cfg.eps], steps=cfg.test_attack_steps, seed=0)
     return res["results"][0]["robust_acc"]
 
