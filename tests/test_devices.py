@@ -209,3 +209,19 @@ def test_autocast_and_channels_last(device):
         assert (adv[amp] - x).abs().max() <= 8 / 255 + 1e-6 and adv[amp].min() >= 0 and adv[amp].max() <= 1
     if dev.type == "cpu":
         assert torch.equal(adv[False], adv[True])
+
+
+def test_a_float32_evaluation_turns_tf32_off_on_cuda_and_restores_it():
+    """What `evaluate` records as float32 is float32: TF32 off inside, as before after (CPU: untouched)."""
+    from inborn.device import exact_float32
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with exact_float32(torch.device("cuda")):
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32
+        with exact_float32(torch.device("cuda"), enabled=False), exact_float32(torch.device("cpu")):
+            assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

@@ -30,6 +30,21 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def exact_float32(device: torch.device | str, enabled: bool = True) -> Iterator[None]:
+    """float32 that is float32 inside: on CUDA, PyTorch runs float32 convolutions in TF32 by
+    default (10-bit mantissa), so an evaluation recorded as float32 turns TF32 off for its span."""
+    if not enabled or torch.device(device).type != "cuda":
+        yield
+        return
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The model on `device`, in the memory layout that is faster there (`use_channels_last`).
     On CUDA it also turns on cuDNN's autotuner: a run's shapes repeat batch after batch, so the

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from inborn import distributed
 from inborn.attacks import ATTACKS, Attack, AttackReport, attack_norm, build_attack, is_iterative, model_mode
 from inborn.data.base import TensorSplit
-from inborn.device import autocast, compiled, resolve_device
+from inborn.device import autocast, compiled, exact_float32, resolve_device
 from inborn.errors import InbornError, one_line
 from inborn.evaluation.journal import EvalJournal, fingerprint, model_fingerprint, pack_flags, unpack_flags
 from inborn.evaluation.metrics import harmonic_robustness_score
@@ -373,7 +373,8 @@ def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch
     # their index, so the result is the single-process one, and a resumed one the whole one.
     loaded = _batches(data, [b for b in range(resumed, total) if b % world == rank], s.batch_size, device)
     mine: dict[str, Any] | None = None
-    with compiled(surrogate, compile):  # the attacks' many forwards and backwards
+    # The attacks' many forwards and backwards compiled if asked; "float32" recorded means no TF32.
+    with compiled(surrogate, compile), exact_float32(device, not s.amp):
         for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
                       disable=not progress or rank != 0):
             if b % world == rank:
