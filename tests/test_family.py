@@ -120,3 +120,32 @@ def test_r2s_command_writes_its_report(fam, capsys):
     assert "(r2s.png)" in report and (root / "fam/r2s.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["transfer", str(root / "fam"), "--steps", "3", "--n", "32", "--quiet"]) == 0
     assert (root / "fam/transfer.png").exists()
+    # Both land in the results database, under the family's path, beside its member tickets' runs.
+    from inborn.store import ResultsDB
+
+    rows = ResultsDB().results(run_path=str((root / "fam").resolve()))
+    attacks = {r["attack"] for r in rows}
+    assert {"r2s:paper", "r2s:expectation"} <= attacks
+    assert {f"transfer:{a:g}->{b:g}" for a in (0.1, 0.3, 0.6) for b in (0.1, 0.3, 0.6)} <= attacks
+    paper = next(r for r in rows if r["attack"] == "r2s:paper")
+    assert paper["n"] == 32 and paper["repeats"] == 2 and paper["randomised"] == 1
+
+
+def test_a_family_is_listed_and_its_database_found_from_anywhere(fam, tmp_path, monkeypatch, capsys):
+    """The family's run is in the database its tickets recorded, and `inborn runs --run PATH/`
+    finds it from another directory with no --db and no $INBORN_DB."""
+    root, _, _, _, db = fam
+    monkeypatch.delenv("INBORN_DB")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["runs", "--run", f"{root / 'fam'}/", "--csv"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and ",family," in listed[1]
+    assert main(["runs", "--run", str(root / "fam/tickets/keep-0.1"), "--results", "--csv"]) == 0
+    import csv
+
+    results = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert results  # found through the path as typed
+    for r in results:  # float32 figures rounded (no 0.9700000286102295); times in ISO 8601
+        assert all(len(r[k].partition(".")[2]) <= 6 for k in ("clean_acc", "robust_acc", "hrs"))
+        assert r["created"][4] == "-" and "T" in r["created"]

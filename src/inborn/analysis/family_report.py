@@ -15,6 +15,7 @@ from inborn.analysis.plots import plot_r2s, plot_transfer_heatmap
 from inborn.analysis.r2s import best_ticket, evaluate_r2s, single_ticket_robustness
 from inborn.analysis.r2s_config import R2SSettings
 from inborn.evaluation.evaluate import evaluate
+from inborn.evaluation.results import result_row
 from inborn.io import atomic_write_json
 from inborn.masks.family import TicketFamily
 from inborn.tables import markdown_table, write_csv
@@ -135,3 +136,32 @@ def write_r2s_report(result: dict[str, Any], out: Path, *, references: list[dict
     lines += [f"\n![{name}]({name})" for name in extra_figures if (out / name).exists()]
     lines += ["", f"Files: `table.csv`, `r2s.json`, `{figure}`.", ""]
     return {"rows": rows, "report": "\n".join(lines), "main_table": main}
+
+
+def _hrs(clean: float, robust: float) -> float:
+    return 0.0 if clean + robust == 0 else 2 * clean * robust / (clean + robust)
+
+
+def r2s_result_rows(result: dict[str, Any], family_path: str | Path, seed: int) -> list[dict[str, Any]]:
+    """The switch's figure under each protocol as rows of the results database (attack
+    `r2s:<protocol>`, the family's run path, the test split): means over the repeats, their
+    spread in `extra`."""
+    protos, clean = result["protocols"], result["protocols"]["clean"]
+    settings = {"steps": result["steps"], "eot_samples": result["eot_samples"], "repeats": result["repeats"],
+                "randomised": True, "seed": seed}
+    return [result_row(family_path, "test", f"r2s:{p}", result["eps"], n=result["n"], clean_acc=clean["mean"],
+                       robust_acc=e["mean"], hrs=_hrs(clean["mean"], e["mean"]), settings=settings,
+                       extra={"robust_acc_std": e["std"], "clean_acc_std": clean["std"],
+                              "granularity": result["granularity"], "probs": result["probs"]})
+            for p, e in protos.items() if p != "clean"]
+
+
+def transfer_result_rows(result: dict[str, Any], family_path: str | Path, seed: int) -> list[dict[str, Any]]:
+    """The transfer matrix as rows (attack `transfer:<source>-><target>`, by keep ratio): the
+    target's accuracy on PGD examples made against the source, beside the target's clean accuracy."""
+    keeps, natural = result["keep_ratios"], result["natural_acc"]
+    return [result_row(family_path, "test", f"transfer:{keeps[i]:g}->{keeps[j]:g}", result["eps"], n=result["n"],
+                       clean_acc=natural[j], robust_acc=acc, hrs=_hrs(natural[j], acc),
+                       settings={"steps": result["steps"], "seed": seed},
+                       extra={"source": result["names"][i], "target": result["names"][j]})
+            for i, row in enumerate(result["matrix"]) for j, acc in enumerate(row)]

@@ -43,8 +43,8 @@ def cmd_card(args: argparse.Namespace) -> int:
     # The run's own card.json, or a file elsewhere: never another file of a run (its model, its
     # config) nor a file inborn did not write as a card (a user's own card.json included).
     check_output_file(out, "card", own=own)
-    card = model_card(args.run_dir, db=ResultsDB(args.db), data_dir=args.data_dir, partial=args.partial,
-                      reported=args.reported, name=args.name)
+    card = model_card(args.run_dir, db=ResultsDB.for_runs(args.db, [args.run_dir]), data_dir=args.data_dir,
+                      partial=args.partial, reported=args.reported, name=args.name)
     atomic_write_json(out, card)
     print(json.dumps(card, indent=2))
     print(f"saved: {out}")

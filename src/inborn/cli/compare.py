@@ -30,7 +30,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if Path(args.out).suffix.lower() != ".png":
             raise InbornError(f"--out {args.out!r}: the figure is a PNG, name it .png")
         check_output_file(args.out, "figure")  # never a run's own figure, nor a PNG inborn did not draw
-    db = ResultsDB(args.db)
+    db = ResultsDB.for_runs(args.db, args.runs)
     db.check(write=False)
     runs = compare_runs(args.runs, db)
     rows = comparison_rows(runs, csv=args.csv)

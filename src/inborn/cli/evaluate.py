@@ -74,7 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InbornError("--step-size must be > 0, got 0")
     run = RunDir(args.run_dir)
     doc = run.read_config()
-    db = ResultsDB(args.db)
+    db = ResultsDB.for_runs(args.db, [args.run_dir])
     db.check()  # a bad --db fails before the evaluation runs and eval.json is written
     device = distributed.init_from_env(resolve_device(args.device))  # under torchrun: batches split over ranks
     model = load(run.path, device=device)

@@ -50,7 +50,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_family(args: argparse.Namespace) -> int:
     from inborn.cli.train import config_layers
     from inborn.runs import build_family
-    from inborn.store import ResultsDB
+    from inborn.store import ResultsDB, RunDir
     from inborn.store.guard import check_output
     from inborn.train.family import family_configs, member_dir, search_members
     from inborn.train.smoke import smoke_lines
@@ -77,6 +77,10 @@ def cmd_family(args: argparse.Namespace) -> int:
         for member in (member_dir(out, c.ticket.keep_ratio) for c in configs if c.smoke):
             for line in smoke_lines(json.loads((member / "summary.json").read_text())["smoke"]):
                 print(f"{member.name}: {line}")
+    family_doc = RunDir(out).read_config()
+    db.upsert_run(out, kind="family", status="complete",
+                  config={**family_doc["config"], "arch": family_doc["model"]["arch"]},
+                  summary={"keep_ratios": family.keep_ratios, "members": family_doc["config"].get("members")})
     print(f"family of {len(family)} tickets over one weight tensor: keep ratios "
           f"{', '.join(f'{k:g}' for k in family.keep_ratios)} -> {out}")
     return 0
@@ -86,6 +90,7 @@ def _where_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", help="ε in pixel units (default: the family's)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--db", help="results database (default: the family's, else runs/inborn.db or $INBORN_DB)")
 
 
 def _family_and_data(args: argparse.Namespace, n: int):
@@ -104,16 +109,20 @@ def _family_and_data(args: argparse.Namespace, n: int):
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from inborn.analysis.family_report import write_transfer_report
+    from inborn.analysis.family_report import transfer_result_rows, write_transfer_report
     from inborn.analysis.transfer import transfer_matrix
     from inborn.io import atomic_write_text
+    from inborn.store import ResultsDB
 
+    db = ResultsDB.for_runs(args.db, [args.family])
+    db.check()  # before the work, as every command that records results
     family, (x, y), _, eps, doc = _family_and_data(args, args.n)
     result = transfer_matrix(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                              progress=not args.quiet)
     out = Path(args.family)
     report = write_transfer_report(result, out, figure="transfer.png", context=_context(doc))
     atomic_write_text(out / "transfer.md", report["report"])
+    db.add_results(transfer_result_rows(result, out, args.seed))
     print(report["main_table"])
     off = result["off_diagonal_mean"]
     print(f"diagonal (white-box) mean {result['diagonal_mean']:.4f}, "
@@ -124,11 +133,13 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_r2s(args: argparse.Namespace) -> int:
     import inborn
-    from inborn.analysis.family_report import r2s_evaluation, write_r2s_report
+    from inborn.analysis.family_report import r2s_evaluation, r2s_result_rows, write_r2s_report
     from inborn.io import atomic_write_text
-    from inborn.store import RunDir
+    from inborn.store import ResultsDB, RunDir
 
     settings = r2s_settings(**given_settings(args, R2SSettings))  # the studies' defaults too
+    db = ResultsDB.for_runs(args.db, [args.family])
+    db.check()
     family, test, val, eps, doc = _family_and_data(args, settings.n)
     if settings.probs is not None and len(settings.probs) != len(family):
         raise InbornError(f"--probs gives {len(settings.probs)} probabilities for a family of {len(family)} tickets")
@@ -146,6 +157,7 @@ def cmd_r2s(args: argparse.Namespace) -> int:
                               title=f"Random RST Switch: {doc['model']['arch']} on {doc['config']['data']}",
                               extra_figures=("transfer.png",))
     atomic_write_text(out / "r2s.md", report["report"])
+    db.add_results(r2s_result_rows(result, out, settings.seed))
     print(report["report"])
     print(f"saved: {out / 'r2s.json'}, {out / 'r2s.md'}, {out / 'r2s.png'}")
     return 0

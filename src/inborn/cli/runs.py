@@ -40,13 +40,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return plot_runs(args.plot, args.out or "val_robust.png")
     if args.out:
         raise InbornError("--out names the figure of --plot: give --plot RUN... too")
-    db = ResultsDB(args.db)
+    run_filter = _run_pattern(args.run) if args.run is not None else None
+    plain = run_filter is not None and not any(ch in args.run for ch in "*?[")
+    db = ResultsDB.for_runs(args.db, [args.run] if plain else [])
     db.check(write=False)
     stale = set(repair_stale_runs(db))  # a run whose process died (SIGKILL) is interrupted, never running
     if args.results:
         from inborn.store.db import SETTING_COLUMNS
 
-        rows = db.results(attack=args.attack, run_path=args.run)
+        rows = db.results(attack=args.attack, run_path=run_filter)
         if any(v is not None for v in (args.arch, args.data, args.kind, args.status)):
             # Results carry no model or data set: those filters select the runs they belong to.
             kept = {Path(r["path"]).resolve() for r in db.runs(kind=args.kind, data=args.data, arch=args.arch,
@@ -58,7 +60,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             for r in rows:
                 r["fingerprint"] = r["fingerprint"][:12]  # enough to tell models apart on screen
     else:
-        rows = db.runs(kind=args.kind, data=args.data, arch=args.arch, status=args.status, path=args.run)
+        rows = db.runs(kind=args.kind, data=args.data, arch=args.arch, status=args.status, path=run_filter)
         for r in rows:
             if r["path"] in stale and r["status"] == "running":
                 r["status"] = "interrupted"
@@ -66,8 +68,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
             rows = [r for r in rows if r["status"] == "running"]
     for r in rows:
         for key in ("created", "updated"):
-            if key in r and not args.csv:
-                r[key] = time.strftime("%Y-%m-%d %H:%M", time.localtime(r[key]))
+            if key in r:  # ISO 8601 in CSV, minutes on screen
+                stamp = time.localtime(r[key])
+                r[key] = time.strftime("%Y-%m-%dT%H:%M:%S%z" if args.csv else "%Y-%m-%d %H:%M", stamp)
+        for key in ACCURACY_COLUMNS:
+            if isinstance(r.get(key), float):  # float32 figures: 0.9700000286102295 is 0.97
+                r[key] = round(r[key], 6)
     if args.csv:
         if rows:
             writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
@@ -76,6 +82,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(text_table(rows))
     return 0
+
+
+# Accuracies come from float32 tensors: six decimals hold every figure of up to a million images.
+ACCURACY_COLUMNS = ("clean_acc", "robust_acc", "hrs")
+
+
+def _run_pattern(text: str) -> str:
+    """`--run` as typed, as the database stores paths: absolute, without a trailing slash; a glob
+    pattern relative to here is made absolute the same way."""
+    if any(ch in text for ch in "*?["):
+        return text if Path(text).is_absolute() else str(Path.cwd() / text.rstrip("/"))
+    return str(Path(text).resolve())
 
 
 def plot_runs(paths: list[str], out: str) -> int:

@@ -145,13 +145,13 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
     except OSError as e:
         raise InbornError(f"cannot record the model's code as trusted in {str(trust_file())!r} ({one_line(e)}); "
                           f"set {TRUST_FILE_ENV} to a writable file") from e
-    _write_run(run, wrapped, spec, config, summary)
+    _write_run(run, wrapped, spec, config, summary, db.path)
     db.upsert_run(run.path, kind=KIND, status="complete", config=config, summary=summary)
     return summary
 
 
 def _write_run(run: RunDir, wrapped: nn.Module, spec: dict[str, Any], config: dict[str, Any],
-               summary: dict[str, Any]) -> None:
+               summary: dict[str, Any], results_db: Path) -> None:
     """The model first and the config last, so that a config never names a missing model; a write
     that fails (a full disk) removes what this import wrote, so that it can simply be retried."""
     written: list[Path] = []
@@ -161,7 +161,8 @@ def _write_run(run: RunDir, wrapped: nn.Module, spec: dict[str, Any], config: di
                 for name, write in ((RunDir.MODEL, lambda: save_model(run, wrapped, spec,
                                                                       extra={"imported_from": config["weights"]})),
                                     (RunDir.SUMMARY, lambda: run.write_summary(summary)),
-                                    (RunDir.CONFIG, lambda: run.write_config(config, spec, kind=KIND))):
+                                    (RunDir.CONFIG, lambda: run.write_config(config, spec, kind=KIND,
+                                                                             results_db=results_db))):
                     existed = run.file(name).exists()
                     write()
                     if not existed:

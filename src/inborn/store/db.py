@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from inborn.errors import InbornError
 from inborn.io import strict_json
 from inborn.store.guard import check_creatable
@@ -77,10 +79,41 @@ def default_db_path() -> Path:
     return Path(os.environ.get("INBORN_DB", "runs/inborn.db"))
 
 
+def recorded_db(run: str | Path, *, _member: bool = False) -> Path | None:
+    """The results database a run recorded in its config.yaml when it was made (`results_db`),
+    if it still exists; None for an older run, a damaged config or a database since moved."""
+    try:
+        doc = yaml.safe_load((Path(run) / "config.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    recorded = doc.get("results_db")
+    if isinstance(recorded, str) and Path(recorded).is_file():
+        return Path(recorded)
+    # A family or an ensemble: the database its members recorded.
+    members = doc.get("config", {}).get("members") if isinstance(doc.get("config"), dict) else None
+    for member in members if isinstance(members, list) and not _member else []:
+        if isinstance(member, str) and (found := recorded_db(member, _member=True)) is not None:
+            return found
+    return None
+
+
 class ResultsDB:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         self._initialised = False
+
+    @classmethod
+    def for_runs(cls, explicit: str | Path | None, runs: list[str | Path]) -> ResultsDB:
+        """The database of a command about existing runs: --db, else $INBORN_DB, else the one the
+        first run recorded (so it is found from any working directory), else runs/inborn.db."""
+        if explicit is not None or os.environ.get("INBORN_DB"):
+            return cls(explicit)
+        for run in runs:
+            if (found := recorded_db(run)) is not None:
+                return cls(found)
+        return cls()
 
     @contextmanager
     def connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:

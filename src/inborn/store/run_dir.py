@@ -117,15 +117,20 @@ class RunDir:
         return fd
 
     # -- config --------------------------------------------------------------
-    def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str) -> None:
+    def write_config(self, config: dict[str, Any], model_spec: dict[str, Any], kind: str,
+                     results_db: str | Path | None = None) -> None:
         """Write config.yaml, never over one inborn did not write or one of another kind of run
-        (the output guard's last line, for every command that writes a run directory)."""
+        (the output guard's last line, for every command that writes a run directory).
+        `results_db`: the database the run's results go to, recorded (absolute) so that later
+        commands find it from any working directory."""
         existing = run_kind(self.path)
         if existing == "foreign":
             raise InbornError(f"{str(self.path)!r} holds a config.yaml inborn did not write; choose a new directory")
         if existing is not None and existing != kind:
             raise InbornError(f"{str(self.path)!r} already holds a {existing} run; choose another directory")
         doc = {"kind": kind, "config": config, "model": model_spec, "env": environment()}
+        if results_db is not None:
+            doc["results_db"] = str(Path(results_db).resolve())
         atomic_write_text(self.file(self.CONFIG), yaml.safe_dump(doc, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:

@@ -190,7 +190,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
         start_epoch, history, best = state["epoch"] + 1, state["history"], state["best"]
     trainer.net = distributed.wrap(model, device)  # trains the weights; attacks and evaluation use `model`
     if main and (not resume or start_epoch == 0):
-        run.write_config(cfg.to_dict(), spec, kind=cfg.kind)
+        run.write_config(cfg.to_dict(), spec, kind=cfg.kind, results_db=db.path)
     if main:
         db.upsert_run(run.path, kind=cfg.kind, status="running", config=cfg.to_dict())
 
