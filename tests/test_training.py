@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -113,3 +114,17 @@ def test_eps_warmup_restores_the_full_step_after_starting_from_zero():
     for eps in (0.0, 0.1, 0.3):  # the warm-up starts at ε = 0, which once left the step stuck at 0
         train_loop._set_eps(attack, eps, step_per_eps)
     assert attack.eps == 0.3 and attack.step_size == pytest.approx(0.075)
+
+
+def test_a_warm_up_longer_than_the_run_is_one_warning_line(tmp_path):
+    from inborn.cli import _one_line_warning, main
+
+    args = ["search", "--data", "digits", "--arch", "fc", "--width", "0.25", "--eps", "0.1", "--adv-steps", "1",
+            "--test-attack-steps", "1", "--keep", "0.5", "--quiet", "--epochs", "2"]
+    with pytest.warns(UserWarning, match="the ε warm-up lasts 3 epochs of 2: the run reaches its full ε = 0.1 never"):
+        assert main([*args, "--eps-warmup", "3", "--out", str(tmp_path / "never")]) == 0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*warm-up")  # none when the warm-up ends in time
+        assert main([*args, "--eps-warmup", "1", "--out", str(tmp_path / "fine")]) == 0
+    # The command line prints a UserWarning as one line, without Python's source line.
+    assert _one_line_warning(UserWarning("x y"), UserWarning, "f.py", 3) == "inborn: warning: x y\n"

@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import sys
+import warnings
 from typing import Any
 
 from safetensors import SafetensorError
@@ -73,9 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _one_line_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    """A warning as the command line shows it: `inborn: warning: ...`, without the source line."""
+    return f"inborn: warning: {message}\n" if issubclass(category, UserWarning) else _python_format(
+        message, category, *args, **kwargs)
+
+
+_python_format = warnings.formatwarning
+
+
 def _run(args: Any) -> int:
     clear_stop()
     previous = _on_sigterm()
+    warnings.formatwarning = _one_line_warning
     consent = os.environ.get("INBORN_TRUST_CODE")
     if getattr(args, "trust_code", False):  # for this command only: the model loader and sweep cells read it
         os.environ["INBORN_TRUST_CODE"] = "1"
@@ -97,6 +108,7 @@ def _run(args: Any) -> int:
         print("inborn: interrupted (the last complete epoch is kept; --resume continues)", file=sys.stderr)
         return 130
     finally:
+        warnings.formatwarning = _python_format
         clear_stop()  # the request ended this command; a later in-process command starts afresh
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -175,6 +175,11 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
 
     if len(splits.val) == 0 and main:
         warnings.warn(NO_VALIDATION, stacklevel=3)
+    warm = cfg.eps_warmup_epochs or 0
+    if main and cfg.adv != "none" and warm > cfg.epochs - 1:
+        warnings.warn(f"the ε warm-up lasts {warm:g} epochs of {cfg.epochs}: the run reaches its full ε = {eps:.4g} "
+                      + ("only in its last epoch" if warm <= cfg.epochs else "never")
+                      + " (more --epochs, or a shorter --eps-warmup)", stacklevel=3)
     seed_everything(cfg.seed)
     model, spec = initial_model(cfg, splits)
     model = compile_model(prepare_model(model, device), cfg.compile)  # compiled in place: eager state-dict keys
