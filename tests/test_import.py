@@ -63,6 +63,12 @@ def _import(tmp, out, *extra, weights="w.pt", model="mynet.py:make"):
                  "--out", str(out), "--db", str(tmp / "db.sqlite"), *extra])
 
 
+def test_an_import_without_eps_records_the_data_sets(user_files):
+    tmp, _ = user_files
+    assert _import(tmp, tmp / "no-eps", "--mean", "0.5", "--std", "0.25") == 0
+    assert RunDir(tmp / "no-eps").read_config()["config"]["eps"] == pytest.approx(0.1)  # digits' default ε
+
+
 def test_import_eval_robust_trained_ticket_and_card(user_files, capsys):
     tmp, user = user_files
     run = tmp / "imported"
@@ -74,7 +80,12 @@ def test_import_eval_robust_trained_ticket_and_card(user_files, capsys):
     loaded = inborn.load(run)
     x = torch.rand(5, 1, 16, 16)
     torch.testing.assert_close(loaded(x), user((x - 0.5) / 0.25))
-    capsys.readouterr()
+    # The import says how accurate the model is (a wrong --mean/--std shows at once): the user's own figure.
+    from inborn.data import load_data
+
+    xt, yt = load_data("digits").test.tensors()
+    expected = (user((xt - 0.5) / 0.25).argmax(1) == yt).float().mean().item()
+    assert f"clean accuracy on the {len(yt):,} test images: {expected:.4f}" in capsys.readouterr().out
 
     db = str(tmp / "db.sqlite")
     assert main(["eval", str(run), "--attack", "pgd", "--steps", "2", "--n", "32", "--json", "--db", db,

@@ -65,5 +65,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"module {src['module']} (version {src.get('version')})"
     print(f"imported {summary['factory']} from {where}: {summary['parameters']:,} parameters, "
           f"{summary['data']}")
+    print(f"clean accuracy on the {summary['n_test']:,} test images: {summary['clean_acc_test']:.4f} (far below what "
+          f"the model should reach? check --mean/--std); ε recorded: {summary['eps']:.4g}")
     print(f"run: {args.out}")
     return 0

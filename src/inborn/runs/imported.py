@@ -134,11 +134,14 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
         wrapped = build_imported(spec)
     load_strict(wrapped.body, tensors, str(weights))
     check_logits(wrapped, splits)
+    if eps is None:
+        eps = info.default_eps  # recorded, as a trained run's: eval, card and compare read it
     config = {"data": data, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "eps": eps,
               "val_fraction": val_fraction, "seed": seed, "arch": spec["arch"],
               "weights": str(Path(weights).resolve()), "weights_sha256": file_sha256(weights)}
     params = sum(p.numel() for p in wrapped.parameters())
     summary = {"kind": KIND, "arch": spec["arch"], "data": data, "eps": eps, "source": source,
+               "clean_acc_test": clean_accuracy(wrapped, splits.test), "n_test": len(splits.test),
                "factory": factory, "kwargs": spec["kwargs"], "parameters": params, "weights": config["weights"]}
     try:  # this machine's user imported it: later loads of this code need no consent
         approve(locate_code(source, factory), how="import")
@@ -148,6 +151,16 @@ def import_model(model: str, weights: str | Path, data: str, out: str | Path, *,
     _write_run(run, wrapped, spec, config, summary, db.path)
     db.upsert_run(run.path, kind=KIND, status="complete", config=config, summary=summary)
     return summary
+
+
+def clean_accuracy(model: nn.Module, split: Any, batch_size: int = 256) -> float:
+    """The model's accuracy on `split`: printed at import, so a wrong --mean/--std shows at once."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in split.batches(batch_size):
+            correct += int(model(x).argmax(1).eq(y).sum())
+    return correct / max(1, len(split))
 
 
 def _write_run(run: RunDir, wrapped: nn.Module, spec: dict[str, Any], config: dict[str, Any],
