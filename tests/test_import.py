@@ -100,7 +100,12 @@ def test_import_eval_robust_trained_ticket_and_card(user_files, capsys):
     conv = masked_layers(ticket)[0]
     assert torch.equal(conv.weight, user.features[0].weight)  # the imported weights, frozen under the mask
     assert 0.45 < float(conv.current_mask().float().mean()) < 0.55
-    capsys.readouterr()
+    # It says it lies over trained weights, nowhere an init or a weight seed that describe nothing kept.
+    said = capsys.readouterr().out
+    assert f"over the trained ({run}) weights" in said and "weight seed" not in said
+    assert RunDir(rtt).read_summary()["ticket"]["weights"] == f"trained ({run})"
+    assert main(["export", str(rtt), "--out", str(tmp / "rtt.safetensors")]) == 0
+    assert "over trained weights that must ship with it" in capsys.readouterr().out
 
     # A card from an AutoAttack evaluation of the whole test split.
     assert main(["eval", str(run), "--attack", "autoattack", "--db", db, "--quiet"]) == 0

@@ -170,7 +170,7 @@ def compare_runs(paths: list[str | Path], db: ResultsDB | None = None) -> list[C
                               f"and no test in summary.json): run `inborn eval {p}` first")
         ticket = summary.get("ticket") if isinstance(summary.get("ticket"), dict) else None
         kind = str(doc.get("kind") or "run")
-        if ticket is not None and cfg.get("weights_from"):
+        if ticket is not None and cfg.get("from_run"):
             kind += " (over trained weights)"
         out.append(Compared(path=run.path, label=run.path.resolve().name if unique else str(p), kind=kind,
                             arch=str(spec.get("arch", cfg.get("arch", "?"))), data=str(cfg.get("data", "?")),

@@ -45,5 +45,9 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"{report['keep_ratio']:.4f})")
     print(f"  dense float32 {report['dense_bytes'] / 1e6:.3f} MB; sparse (non-zero values + 1-bit maps) "
           f"{report['sparse_bytes'] / 1e6:.3f} MB; compression {report['compression']:.1f}x")
-    print(f"  the ticket itself, given the weights' seed: {report['mask_bits_bytes'] / 1e3:.1f} kB of mask bits")
+    if spec.get("weights") == "stored":  # a ticket over trained weights: they ship with it, no seed rebuilds them
+        print(f"  the ticket's mask bits: {report['mask_bits_bytes'] / 1e3:.1f} kB, over trained weights that must "
+              "ship with it (no seed rebuilds them)")
+    else:
+        print(f"  the ticket itself, given the weights' seed: {report['mask_bits_bytes'] / 1e3:.1f} kB of mask bits")
     return 0

@@ -95,8 +95,10 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig | None) -> int:
         print(f"reference protocol (selected on TEST, optimistic): {r['robust_acc']:.4f} at epoch {r['epoch'] + 1}")
     if summary.ticket is not None:
         k = summary.ticket
+        over = (f"over the {k['weights']} weights" if k.get("weights", "random") != "random"
+                else f"init {k['init']}, weight seed {k['weight_seed']}")
         print(f"ticket: {k['kept']:,} of {k['maskable']:,} maskable weights kept ({k['kept'] / k['maskable']:.4f}), "
-              f"pattern {k['pattern']}, init {k['init']}, weight seed {k['weight_seed']}")
+              f"pattern {k['pattern']}, {over}")
     return 0
 
 

@@ -125,7 +125,9 @@ def finish(run: RunDir, cfg: TrainConfig, spec: dict[str, Any], splits: DataSpli
         }
     if is_supermask(model):
         stats = mask_stats(model)
-        summary.ticket = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"]}
+        # Over a trained run's weights (from_run) the init and weight seed describe nothing kept.
+        weights = f"trained ({cfg.from_run})" if spec.get("weights") == "stored" else "random"
+        summary.ticket = {**spec["supermask"], "kept": stats["kept"], "maskable": stats["total"], "weights": weights}
     if cfg.finetune is not None:
         summary.finetune = cfg.finetune.to_dict()
     if summary.selected_on == "last_epoch":
