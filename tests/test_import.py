@@ -111,10 +111,17 @@ def test_import_eval_robust_trained_ticket_and_card(user_files, capsys):
     assert main(["eval", str(run), "--attack", "autoattack", "--db", db, "--quiet"]) == 0
     card = tmp / "card.json"
     assert main(["card", str(run), "--out", str(card), "--db", db]) == 0
-    c = json.loads(card.read_text())
-    assert c["architecture"] == "imported:make" and c["dataset"] == "digits" and c["threat_model"] == "Linf"
-    assert c["eps"] == pytest.approx(0.1) and c["partial"] is False and c["number_forward_passes"] == 1
+    entry = json.loads(card.read_text())
+    c = entry["inborn"]
+    assert entry["architecture"] == "imported:make" and entry["dataset"] == "digits" and c["threat_model"] == "Linf"
+    assert c["eps"] == pytest.approx(0.1) and c["partial"] is False and entry["number_forward_passes"] == 1
     assert 0 <= c["autoattack_acc"] <= c["clean_acc"] <= 1 and c["n"] == c["evaluation"]["test_split_size"] == 359
+    # The robust trained ticket's card gives its keep ratio and sparsity, and says its weights are trained.
+    assert main(["eval", str(rtt), "--attack", "autoattack", "--db", db, "--quiet"]) == 0
+    assert main(["card", str(rtt), "--out", str(tmp / "rtt-card.json"), "--db", db]) == 0
+    t = json.loads((tmp / "rtt-card.json").read_text())
+    assert t["inborn"]["keep_ratio"] == 0.5 and 0.45 < t["inborn"]["sparsity"] < 0.55
+    assert "over trained weights" in t["footnote"]
 
 
 def test_a_changed_model_file_is_refused(user_files, capsys):

@@ -1,5 +1,7 @@
-"""RobustBench-style model cards (`inborn card RUN`): the figures of a run's AutoAttack evaluation
-on the full test split, in RobustBench's fields, plus what identifies the measurement in inborn.
+"""Model cards (`inborn card RUN`): a RobustBench `model_info` entry, field for field (percent
+strings, ε as "8/255", `unreliable` when partial), from a run's AutoAttack evaluation on the full
+test split; inborn's own figures (fractions), the ticket's keep ratio and sparsity and what
+identifies the measurement under its `inborn` key.
 
 The figures come from the results database (and the run's eval.json), only from evaluations of
 the model as it is now (same fingerprint). Without an AutoAttack evaluation of the whole test
@@ -58,6 +60,7 @@ def _architecture(doc: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
 
 def model_card(run_dir: str | Path, *, db: ResultsDB | None = None, data_dir: str | None = None,
                partial: bool = False, reported: float | None = None, name: str | None = None,
+               link: str | None = None, authors: str | None = None, venue: str | None = None,
                device: str = "cpu") -> dict[str, Any]:
     """The card of the run in `run_dir` (see the module's docstring)."""
     run = RunDir(run_dir)
@@ -89,27 +92,80 @@ def model_card(run_dir: str | Path, *, db: ResultsDB | None = None, data_dir: st
                   "test_split_size": full, "seed": row.get("seed", 0), "precision": row.get("precision", "float32"),
                   "randomised": randomised, "repeats": row.get("repeats") or 1,
                   "eot_samples": row.get("eot_samples") or 1}
-    card: dict[str, Any] = {
-        "name": name or run.path.resolve().name,
-        "architecture": architecture,
-        "dataset": doc["config"]["data"],
+    inborn_part: dict[str, Any] = {
         "threat_model": "Linf",
         "eps": float(row["eps"]),
         "clean_acc": float(row["clean_acc"]),
         "autoattack_acc": float(row["robust_acc"]),
-        "number_forward_passes": passes,
-        "additional_data": False,
         "reported": reported,
         "partial": int(row["n"]) < full,
         "n": int(row["n"]),
         "evaluation": evaluation,
         "fingerprint": fingerprint,
-        "inborn_version": __version__,
+        "version": __version__,
         "run": str(run.path.resolve()),
         **extra,
+        **_ticket_fields(run),
     }
     if randomised:
-        card["adaptive_protocol"] = RANDOMISED_PROTOCOL.format(attack=row["attack"], version=version,
-                                                               eot=evaluation["eot_samples"],
-                                                               repeats=evaluation["repeats"])
+        inborn_part["adaptive_protocol"] = RANDOMISED_PROTOCOL.format(attack=row["attack"], version=version,
+                                                                      eot=evaluation["eot_samples"],
+                                                                      repeats=evaluation["repeats"])
+    partial_note = (f"Evaluated on {inborn_part['n']} of the {full} test images (partial): not a full "
+                    "RobustBench evaluation." if inborn_part["partial"] else "")
+    footnote = " ".join(t for t in (partial_note, inborn_part.get("adaptive_protocol", ""),
+                                     _ticket_note(inborn_part)) if t)
+    # RobustBench's model_info/<dataset>/<threat>/<name>.json, field for field (percent strings, ε as
+    # text), then inborn's own figures as fractions and the measurement's provenance.
+    card: dict[str, Any] = {
+        "link": link or "",
+        "name": name or run.path.resolve().name,
+        "authors": authors or "",
+        "additional_data": False,
+        "number_forward_passes": passes,
+        "dataset": doc["config"]["data"],
+        "venue": venue or "",
+        "architecture": architecture,
+        "eps": eps_text(float(row["eps"])),
+        "clean_acc": _percent(float(row["clean_acc"])),
+        "reported": _percent(reported) if reported is not None else "",
+        "autoattack_acc": _percent(float(row["robust_acc"])),
+        **({"footnote": footnote} if footnote else {}),
+        "unreliable": bool(inborn_part["partial"]),
+        "inborn": inborn_part,
+    }
     return card
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.2f}"
+
+
+def eps_text(eps: float) -> str:
+    """ε as RobustBench writes it: "8/255" for a multiple of 1/255 that has no short decimal, else
+    the decimal ("0.1", "0.3")."""
+    short = f"{eps:.4g}"
+    if float(short) == eps:
+        return short
+    steps = round(eps * 255)
+    return f"{steps}/255" if abs(eps - steps / 255) < 1e-12 else repr(eps)
+
+
+def _ticket_fields(run: RunDir) -> dict[str, Any]:
+    """A ticket's keep ratio and sparsity (of its maskable weights), from its summary."""
+    if not run.file(RunDir.SUMMARY).exists():
+        return {}
+    ticket = run.read_summary().get("ticket")
+    if not isinstance(ticket, dict) or not ticket.get("maskable"):
+        return {}
+    return {"keep_ratio": ticket.get("keep_ratio"), "kept_weights": ticket["kept"],
+            "maskable_weights": ticket["maskable"], "sparsity": 1 - ticket["kept"] / ticket["maskable"],
+            "weights": ticket.get("weights", "random")}
+
+
+def _ticket_note(part: dict[str, Any]) -> str:
+    if "sparsity" not in part:
+        return ""
+    over = "trained" if str(part.get("weights", "random")).startswith("trained") else "random, never trained"
+    return (f"A robust scratch ticket: a mask keeping {part['kept_weights']:,} of {part['maskable_weights']:,} "
+            f"weights ({100 * (1 - part['sparsity']):.1f} %) over {over} weights.")

@@ -216,7 +216,9 @@ def _written_as(path: Path, kind: str) -> bool:
             doc = json.loads(path.read_text())
         except (OSError, ValueError, UnicodeDecodeError):
             return False
-        return isinstance(doc, dict) and "inborn_version" in doc and "autoattack_acc" in doc
+        # A card (RobustBench's fields, inborn's under `inborn`), or one of the earlier flat shape.
+        ours = isinstance(doc, dict) and isinstance(doc.get("inborn"), dict) and "version" in doc["inborn"]
+        return isinstance(doc, dict) and "autoattack_acc" in doc and (ours or "inborn_version" in doc)
     try:
         with safe_open(str(path), framework="pt") as f:
             return "inborn_export" in (f.metadata() or {})
