@@ -113,6 +113,26 @@ def test_the_best_single_ticket_is_the_validation_best():
     assert any("keep 0.1, selected on test: optimistic" in n for n in names)
 
 
+def test_the_r2s_report_flags_a_weak_adaptive_attack_and_judges_the_switch():
+    from inborn.analysis.family_report import r2s_verdict
+
+    def result(eot: float, std: float = 0.01) -> dict:
+        return {"n": 100, "cite": {"protocol": "eot", "mean": eot, "std": std},
+                "protocols": {"clean": {"mean": 0.9, "std": 0.0}, "paper": {"mean": 0.50, "std": 0.01},
+                              "eot": {"mean": eot, "std": std}},
+                "tickets": [{"keep_ratio": 0.3, "clean": 0.9, "robust": 0.40, "val_clean": 0.9, "val_robust": 0.4}]}
+
+    weak = result(0.60)
+    said = r2s_verdict(weak, r2s_rows(weak, [{"model": "baseline dense", "robust": 0.45}]))
+    assert "Check the attack budget" in said[0] and "`eot` leaves 60.00 %" in said[0]
+    assert any("is above best single ticket (keep 0.3" in line for line in said)
+    assert any("is above baseline dense (45.00 %)" in line for line in said)
+    sound = result(0.41, std=0.02)  # below the paper protocol: no budget warning; within 2 std of the ticket
+    said = r2s_verdict(sound, r2s_rows(sound, []))
+    assert not any("attack budget" in line for line in said)
+    assert any("is within the spread of best single ticket" in line for line in said)
+
+
 def test_no_validation_split_selects_the_last_epoch(tmp_path):
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="no validation split"):

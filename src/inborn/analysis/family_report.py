@@ -115,27 +115,80 @@ def write_r2s_report(result: dict[str, Any], out: Path, *, references: list[dict
     atomic_write_json(out / "r2s.json", result)
     plot_r2s(result, out / figure, references=[{"name": r["model"], "clean": r["clean"], "robust": r["robust"]}
                                                for r in rows if r["model"] != "R2S"])
-    main = markdown_table(rows, columns)
+    main = markdown_table(_as_percent(rows), [_percent_column(c) for c in columns])
     cite = result.get("cite")
+    resolution = 100 / result["n"]
     lines = [
         f"# {title}", "",
         f"{context}A switch over {len(result['keep_ratios'])} tickets (keep ratios "
         f"{', '.join(f'{k:g}' for k in result['keep_ratios'])}, one weight tensor), {result['granularity']}-wise, "
-        f"ε = {result['eps']:.4g} (pixel units), PGD-{result['steps']} with step ε/4, {result['n']} test images, "
-        f"{result['repeats']} repeats (mean and std). The paper's protocol attacks one ticket and evaluates the "
-        "switch (non-adaptive); EOT, the expectation attack and AutoAttack-rand attack the randomised defence "
-        "itself. The best single ticket is chosen on validation images; its test figures are shown.", "",
+        f"ε = {result['eps']:.4g} (pixel units), PGD-{result['steps']} with step ε/4, {result['n']} test images "
+        f"(one image is {resolution:.2f} %), {result['repeats']} repeats (mean and std). The paper's protocol attacks "
+        "one ticket and evaluates the switch (non-adaptive); EOT, the expectation attack and AutoAttack-rand attack "
+        "the randomised defence itself. The best single ticket is chosen on validation images; its test figures "
+        "are shown. Every figure is a percentage.", "",
         main, "",
-        (f"**Robust accuracy to cite: {100 * cite['mean']:.2f} ± {100 * cite['std']:.2f} %** (`{cite['protocol']}`, "
+        (f"**Robust accuracy to cite: {_pm(cite['mean'], cite['std'], result['n'])} %** (`{cite['protocol']}`, "
          "the minimum over the adaptive protocols).") if cite else
         "No adaptive protocol was run: the paper's protocol alone overstates a randomised defence.",
     ]
+    lines += [f"- {line}" for line in r2s_verdict(result, rows)]
     if result.get("autoattack_warnings"):
         lines += ["", "AutoAttack warned: " + "; ".join(result["autoattack_warnings"])]
     lines += ["", f"![robust accuracy per protocol]({figure})"]
     lines += [f"\n![{name}]({name})" for name in extra_figures if (out / name).exists()]
     lines += ["", f"Files: `table.csv`, `r2s.json`, `{figure}`.", ""]
     return {"rows": rows, "report": "\n".join(lines), "main_table": main}
+
+
+def _percent_column(column: str) -> str:
+    return f"{column} %" if column in _FRACTION_COLUMNS else column
+
+
+_FRACTION_COLUMNS = ("clean", "clean std", "robust", "robust std")
+
+
+def _as_percent(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's table in one unit: percentages with two decimals (table.csv keeps fractions)."""
+    return [{_percent_column(k): (f"{100 * v:.2f}" if k in _FRACTION_COLUMNS and isinstance(v, int | float) else v)
+             for k, v in r.items()} for r in rows]
+
+
+def _pm(mean: float, std: float, n: int) -> str:
+    """mean ± std in percent; a spread below one image's worth says so rather than print ± 0.00."""
+    if std * n < 0.5:
+        return f"{100 * mean:.2f} (every repeat alike to one image in {n})"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def r2s_verdict(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """What the figures say, in sentences: an adaptive protocol that does not reach the paper's
+    (too little attack budget), and the switch's cited figure against the best single ticket and
+    each reference, with the spread and one image's worth as the resolution."""
+    protos, cite, n = result["protocols"], result.get("cite"), result["n"]
+    one = 1 / n
+    said = []
+    paper = protos.get("paper")
+    if paper is not None:
+        for name, e in protos.items():
+            if name in ("clean", "paper"):
+                continue
+            if e["mean"] > paper["mean"] + max(one, e["std"] + paper["std"]):
+                said.append(f"**Check the attack budget**: `{name}` leaves {100 * e['mean']:.2f} %, above the "
+                            f"non-adaptive paper protocol's {100 * paper['mean']:.2f} %. An attack on the defence "
+                            "itself should be at least as strong; more steps, EOT samples or restarts are needed "
+                            "before its figure can be trusted.")
+    if cite is None:
+        return said
+    best = [r for r in rows if r["model"].startswith("best single ticket (")]
+    for ref in best + [r for r in rows if r["model"] not in ("R2S",) and not r["model"].startswith("best single")]:
+        gap = cite["mean"] - ref["robust"]
+        margin = max(one, 2 * cite["std"])
+        verdict = ("above" if gap > margin else "below" if gap < -margin else "within the spread of")
+        said.append(f"The switch ({cite['protocol']}, {100 * cite['mean']:.2f} %) is {verdict} {ref['model']} "
+                    f"({100 * ref['robust']:.2f} %): a difference of {100 * gap:+.2f} points against a margin of "
+                    f"{100 * margin:.2f} (twice the spread over repeats, at least one image).")
+    return said
 
 
 def _hrs(clean: float, robust: float) -> float:

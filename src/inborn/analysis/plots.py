@@ -118,29 +118,35 @@ def plot_r2s(result: dict[str, Any], path: str | Path, references: list[dict[str
 
     protos = result["protocols"]
     cite = (result.get("cite") or {}).get("protocol")
+    steps, eot = result["steps"], result.get("eot_samples")
+    # Each bar names its own attack: one axis label cannot (AutoAttack-rand is not PGD-20).
+    attack_of = {"paper": f"PGD-{steps} on one drawn ticket", "eot": f"EOT-PGD-{steps} ({eot} samples)",
+                 "expectation": f"PGD-{steps} on the expected logits", "autoattack-rand": "AutoAttack-rand"}
     bars = []  # (label, robust, std, clean, colour)
     for name, entry in protos.items():
         if name == "clean":
             continue
         colour = "#d98c2b" if name == "paper" else ("#1f4e99" if name == cite else "#7fa7d9")
-        kind = "non-adaptive" if name == "paper" else ("adaptive, cite" if name == cite else "adaptive")
-        bars.append((f"R2S: {name} ({kind})", entry["mean"], entry.get("std", 0.0), protos["clean"]["mean"], colour))
+        kind = "non-adaptive" if name == "paper" else ("adaptive, cited" if name == cite else "adaptive")
+        bars.append((f"R2S, {attack_of.get(name, name)}\n({name}: {kind})", entry["mean"], entry.get("std", 0.0),
+                     protos["clean"]["mean"], colour))
     for ref in references or []:
-        bars.append((ref["name"], ref["robust"], 0.0, ref["clean"], "#6a9f58"))
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(bars) + 1.4))
+        bars.append((f"{ref['name']}\n(white-box PGD-{steps})", ref["robust"], 0.0, ref["clean"], "#6a9f58"))
+    fig, ax = plt.subplots(figsize=(8.5, 0.62 * len(bars) + 1.6))
     ys = list(range(len(bars)))[::-1]
-    ax.barh(ys, [b[1] for b in bars], xerr=[b[2] for b in bars], color=[b[4] for b in bars], capsize=3)
-    ax.scatter([b[3] for b in bars], ys, marker="|", s=250, color="black", zorder=3)
-    for y_pos, b in zip(ys, bars, strict=True):
-        ax.text(b[1] + b[2] + 0.01, y_pos, f"{100 * b[1]:.1f}", va="center", fontsize=8)
-    ax.set_yticks(ys, [b[0] for b in bars], fontsize=8)
-    ax.set_xlim(0, 1.05)
-    ax.set_xlabel(f"robust accuracy, PGD-{result['steps']}, ε={result['eps']:.4g} (bars); clean accuracy (|)")
+    pct = [(100 * b[1], 100 * b[2], 100 * b[3]) for b in bars]
+    ax.barh(ys, [p[0] for p in pct], xerr=[p[1] for p in pct], color=[b[4] for b in bars], capsize=3)
+    ax.scatter([p[2] for p in pct], ys, marker="|", s=250, color="black", zorder=3)
+    for y_pos, (robust, std, _) in zip(ys, pct, strict=True):
+        ax.text(min(robust + std + 1, 96), y_pos, f"{robust:.1f}", va="center", fontsize=8)
+    ax.set_yticks(ys, [b[0] for b in bars], fontsize=7.5)
+    ax.set_xlim(0, 105)
+    ax.set_xlabel(f"robust accuracy (%) at ε = {result['eps']:.4g}, bars: mean ± std over repeats; | clean accuracy")
     ax.set_title(f"Random RST Switch over {len(result['keep_ratios'])} tickets, {result['n']} images, "
                  f"{result['repeats']} repeats", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path, dpi=120, tight=True)
     plt.close(fig)
 
 
