@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
+import time
 
 import torch
-from bench_common import MODELS, alternate, environment, model_and_data, ratio, table, write_json
+from bench_common import MODELS, alternate, environment, model_and_data, ratio, sync, table, write_json
 
 from inborn.attacks import PGD
 from inborn.device import resolve_device
@@ -38,15 +39,41 @@ from inborn.evaluation.evaluate import predict
 VARIANTS = {"none": (False, None), "buckets": (True, "buckets"), "exact": (True, "exact"), "never": (True, "never")}
 
 
-def robust_per_sample(model, x, y, eps, steps, batch_size, early_stop, shrink) -> torch.Tensor:
+def robust_per_sample(model, x, y, eps, steps, batch_size, early_stop, shrink) -> tuple[torch.Tensor, int]:
+    """Per sample whether it stays robust, and how many distinct batch sizes the attack handed the model."""
     # Step ε/30: the issue's PGD(0.3, steps=40, step_size=0.01).
     attack = PGD(eps, steps=steps, step_size=eps / 30, seed=0, early_stop=early_stop)
     attack.shrink = shrink
-    out = []
+    out, seen = [], set()
     for s in range(0, len(x), batch_size):
         xb, yb = x[s: s + batch_size], y[s: s + batch_size]
-        out.append(predict(model, attack(model, xb, yb)).eq(yb))
-    return torch.cat(out)
+        handle = model.register_forward_pre_hook(lambda _m, a: seen.add(len(a[0])))
+        try:
+            x_adv = attack(model, xb, yb)
+        finally:
+            handle.remove()
+        out.append(predict(model, x_adv).eq(yb))
+    return torch.cat(out), len(seen)
+
+
+def new_shape_cost(model, x: torch.Tensor, sizes: range, device: torch.device) -> dict[str, float]:
+    """Why compacting at every step costs: the first input-gradient pass at a batch size the process
+    has not seen (CPU: oneDNN builds its kernels for the shape) against a second pass at that size.
+    Time per image, the medians over `sizes`, which the attacks above never used."""
+    def per_image(n: int) -> float:
+        xb = x[:n].clone().requires_grad_(True)
+        sync(device)
+        t0 = time.perf_counter()
+        torch.autograd.grad(model(xb).logsumexp(1).sum(), xb)
+        sync(device)
+        return (time.perf_counter() - t0) / n
+
+    first, second = [], []
+    for n in sizes:
+        first.append(per_image(n))
+        second.append(per_image(n))
+    return {"first_ms_per_image": 1e3 * statistics.median(first), "again_ms_per_image": 1e3 * statistics.median(second),
+            "sizes": [sizes.start, sizes.stop]}
 
 
 def main() -> None:
@@ -70,7 +97,12 @@ def main() -> None:
         model, x, y, eps, origin = model_and_data(name, args, device)
         variants = {v: functools.partial(robust_per_sample, model, x, y, eps, args.steps, args.batch_size, es, sh)
                     for v, (es, sh) in VARIANTS.items()}
+        # First, on batch sizes this process has not used yet (just under the batch size).
+        top = min(args.batch_size, len(x)) - 1
+        shape = new_shape_cost(model, x, range(top - 8, top), device)
         times, robust = alternate(variants, args.repeats, device)
+        sizes = {v: robust[v][1] for v in VARIANTS}
+        robust = {v: robust[v][0] for v in VARIANTS} | {f"{v}:warm-up s": robust[f"{v}:warm-up s"] for v in VARIANTS}
         same = all(torch.equal(robust["none"], robust[v]) for v in VARIANTS)
         if not same:
             failed.append(name)
@@ -78,17 +110,24 @@ def main() -> None:
                  "robust_accuracy": {v: float(robust[v].float().mean()) for v in VARIANTS},
                  "same_decisions": same, "seconds": times,
                  "warm_up_seconds": {v: robust[f"{v}:warm-up s"] for v in VARIANTS},
+                 "distinct_batch_sizes": sizes, "new_shape_cost": shape,
                  "speed_up_over_none": {v: ratio(times, "none", v) for v in VARIANTS if v != "none"}}
         doc["models"][name] = entry
         for v in VARIANTS:
             t = statistics.median(times[v])
             speed = "1.00x" if v == "none" else f"{entry['speed_up_over_none'][v]['median_of_ratios']:.2f}x"
-            rows.append([name, v, f"{t:.2f}", f"{len(x) / t:.0f}", speed,
+            rows.append([name, v, f"{t:.2f}", f"{len(x) / t:.0f}", speed, sizes[v],
                          f"{entry['robust_accuracy'][v]:.4f}", "yes" if same else "NO"])
     env = doc["environment"]
     print(f"{env['device']} ({env['device_name']}), torch {env['torch']}, threads {env['threads']}; PGD-{args.steps}, "
           f"{args.n} images, batch {args.batch_size}, median of {args.repeats} rotating rounds after a warm-up")
-    print(table(["model", "early stop", "s", "images/s", "speed-up over none", "robust acc", "same decisions"], rows))
+    print(table(["model", "early stop", "s", "images/s", "speed-up over none", "distinct batch sizes", "robust acc",
+                 "same decisions"], rows))
+    for name, entry in doc["models"].items():
+        c = entry["new_shape_cost"]
+        print(f"{name}: an input-gradient pass at a batch size not seen before {c['first_ms_per_image']:.3f} ms/image, "
+              f"at that size again {c['again_ms_per_image']:.3f} ms/image "
+              f"({c['first_ms_per_image'] / c['again_ms_per_image']:.2f}x; sizes {c['sizes'][0]}-{c['sizes'][1] - 1})")
     print("wrote", write_json(args.json, "pgd_early_stop.json", doc))
     if args.quick:
         print("(--quick: sizes too small for the figures to mean anything)")
