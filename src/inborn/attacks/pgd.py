@@ -63,12 +63,13 @@ class PGD(Attack):
         """How early stop drops finished samples from the computed batch on `device` (`shrink`).
 
         "buckets" (CPU): compact, but only to the next smaller size of a fixed ladder (four per
-        octave), keeping finished samples frozen in the rows up to that size. Each new batch
-        size costs oneDNN a new primitive (15-25% of a forward-backward at that size, measured
-        by benchmarks/pgd_early_stop.py), and compacting at every step made one at nearly every
-        step, so early stop came out slower than none; the ladder's sizes repeat across
-        batches. "exact": compact at every step (the old way). "never" (CUDA): keep the batch
-        whole and freeze finished samples, without the per-step host sync that compaction needs.
+        octave), keeping finished samples frozen in the rows up to that size. On CPU each new
+        batch size makes oneDNN build its kernels again (a first pass at a new size cost 1.13x
+        to 1.27x a repeated one, per image, docs/performance.md), and compacting at every step
+        meets a new size whenever a sample falls; the ladder bounds that to a few sizes per
+        batch, the same in every batch. "exact": compact at every step (the old way). "never"
+        (CUDA): keep the batch whole and freeze finished samples, without the host sync per
+        step that compaction needs.
         """
         if self.shrink is None:
             return "buckets" if device.type == "cpu" else "never"
@@ -156,7 +157,7 @@ def _bucket(count: int) -> int:
     octave: at most a quarter more rows than needed, few distinct batch sizes in all)."""
     if count <= 4:
         return count
-    octave = 1 << (count.bit_length() - 3)  # count / 4 <= octave * ... keeps 4..7 steps per octave
+    octave = 1 << (count.bit_length() - 3)  # count / octave in [4, 8): round up to a multiple of it
     return -(-count // octave) * octave
 
 
