@@ -6,14 +6,19 @@ Real measurement (quiet machine, one thread, about 15 minutes; the lead's figure
         --eps-warmup 2 --batch-size 64 --lr 0.1 --schedule piecewise
     OMP_NUM_THREADS=1 python benchmarks/pgd_early_stop.py --run /tmp/bench-at --n 1000 --steps 40 --repeats 5
 
+and each variant in a fresh process, its first run (paying for every new batch shape, as an
+evaluation does) against its second, in CPU seconds:
+
+    OMP_NUM_THREADS=1 python benchmarks/pgd_early_stop.py --run /tmp/bench-at --n 1000 --steps 40 --fresh
+
 Check that it works (< 1 min, figures meaningless): `python benchmarks/pgd_early_stop.py --quick`.
 
 For each model (conv4 width 0.5 on mnist5k through `inborn.load`, PreActResNet-18 width 0.25
 on synthetic 3x32x32 data; see bench_common.py), `inborn.attacks.PGD` runs as a user calls it:
 
 - `none`: without early stop;
-- `buckets`: early stop, compacting to a ladder of batch sizes (the CPU default);
-- `exact`: early stop, compacting at every step to the rows still running (the old way);
+- `exact`: early stop, compacting at every step to the rows still running (the CPU default);
+- `buckets`: early stop, compacting only to a ladder of batch sizes (few distinct shapes);
 - `never`: early stop, the batch kept whole and finished samples frozen (the CUDA default: no
   per-step host sync).
 
@@ -26,7 +31,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -36,7 +44,7 @@ from inborn.attacks import PGD
 from inborn.device import resolve_device
 from inborn.evaluation.evaluate import predict
 
-VARIANTS = {"none": (False, None), "buckets": (True, "buckets"), "exact": (True, "exact"), "never": (True, "never")}
+VARIANTS = {"none": (False, None), "exact": (True, "exact"), "buckets": (True, "buckets"), "never": (True, "never")}
 
 
 def robust_per_sample(model, x, y, eps, steps, batch_size, early_stop, shrink) -> tuple[torch.Tensor, int]:
@@ -59,7 +67,7 @@ def robust_per_sample(model, x, y, eps, steps, batch_size, early_stop, shrink) -
 def new_shape_cost(model, x: torch.Tensor, sizes: range, device: torch.device) -> dict[str, float]:
     """Why compacting at every step costs: the first input-gradient pass at a batch size the process
     has not seen (CPU: oneDNN builds its kernels for the shape) against a second pass at that size.
-    Time per image, the medians over `sizes`, which the attacks above never used."""
+    Time per image, the medians over `sizes`; run before any attack, so the sizes are new."""
     def per_image(n: int) -> float:
         xb = x[:n].clone().requires_grad_(True)
         sync(device)
@@ -76,6 +84,35 @@ def new_shape_cost(model, x: torch.Tensor, sizes: range, device: torch.device) -
             "sizes": [sizes.start, sizes.stop]}
 
 
+def fresh(args: argparse.Namespace) -> None:
+    """Each variant in a fresh process, run twice: the first run pays for every new batch shape (as
+    an evaluation does), the second finds them built. CPU seconds (less sensitive to other jobs)."""
+    rows = []
+    for name in args.models.split(","):
+        for v in VARIANTS:
+            cmd = [sys.executable, __file__, "--only", v, "--models", name, "--n", str(args.n), "--steps",
+                   str(args.steps), "--batch-size", str(args.batch_size), "--device", args.device]
+            cmd += ["--run", args.run] if args.run else []
+            cmd += ["--quick"] if args.quick else []
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append([name, v, f"{r['cpu_s'][0]:.2f}", f"{r['cpu_s'][1]:.2f}", r["sizes"], r["robust"]])
+    print(f"each variant in a fresh process, run twice; PGD-{args.steps}, {args.n} images, batch {args.batch_size}")
+    print(table(["model", "early stop", "first run CPU s", "second run CPU s", "distinct batch sizes", "robust"], rows))
+
+
+def only(args: argparse.Namespace) -> None:
+    device = resolve_device(args.device)
+    model, x, y, eps, _ = model_and_data(args.models, args, device)
+    es, sh = VARIANTS[args.only]
+    cpu = []
+    for _ in range(2):
+        t0 = time.process_time()
+        robust, sizes = robust_per_sample(model, x, y, eps, args.steps, args.batch_size, es, sh)
+        cpu.append(time.process_time() - t0)
+    print(json.dumps({"cpu_s": cpu, "sizes": sizes, "robust": int(robust.sum())}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", help="a conv4 mnist5k run directory to attack (default: train one)")
@@ -87,9 +124,15 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="a check that it runs (< 1 min): tiny sizes, no real figures")
     p.add_argument("--json", help="where to write the results (default pgd_early_stop.json)")
+    p.add_argument("--fresh", action="store_true", help="each variant in a fresh process, first run against second")
+    p.add_argument("--only", choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:
         args.n, args.steps, args.batch_size, args.repeats = 64, 5, 32, 1
+    if args.only:
+        return only(args)
+    if args.fresh:
+        return fresh(args)
     device = resolve_device(args.device)
     doc = {"environment": environment(device), "args": vars(args), "models": {}}
     rows, failed = [], []

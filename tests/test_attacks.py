@@ -239,7 +239,7 @@ def test_channels_last_survives_compaction(shrink):
 
 def test_shrink_defaults_by_device_and_refuses_unknown_values():
     attack = PGD(0.1, early_stop=True)
-    assert attack.shrinks(torch.device("cpu")) == "buckets"
+    assert attack.shrinks(torch.device("cpu")) == "exact"
     assert attack.shrinks(torch.device("cuda")) == "never"  # no per-step host sync on a GPU
     attack.shrink = "sometimes"
     with pytest.raises(InbornError, match="unknown shrink"):

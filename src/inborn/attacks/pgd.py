@@ -62,17 +62,17 @@ class PGD(Attack):
     def shrinks(self, device: torch.device) -> str:
         """How early stop drops finished samples from the computed batch on `device` (`shrink`).
 
-        "buckets" (CPU): compact, but only to the next smaller size of a fixed ladder (four per
-        octave), keeping finished samples frozen in the rows up to that size. On CPU each new
-        batch size makes oneDNN build its kernels again (a first pass at a new size cost 1.13x
-        to 1.27x a repeated one, per image, docs/performance.md), and compacting at every step
-        meets a new size whenever a sample falls; the ladder bounds that to a few sizes per
-        batch, the same in every batch. "exact": compact at every step (the old way). "never"
-        (CUDA): keep the batch whole and freeze finished samples, without the host sync per
-        step that compaction needs.
+        "exact" (CPU): compact to the samples still running at every step; there compute
+        dominates, and this was the fastest of the three (docs/performance.md, measured by
+        benchmarks/pgd_early_stop.py). "never" (CUDA): keep the batch whole and freeze finished
+        samples, without the host sync per step that compaction needs. "buckets": compact only
+        to the next smaller size of a fixed ladder (four per octave), finished samples frozen in
+        the rows up to it, so that oneDNN meets a few batch shapes instead of one per step (a
+        first pass at a new shape costs more than a repeated one); on CPU it came out slower
+        than "exact", and is kept for that comparison.
         """
         if self.shrink is None:
-            return "buckets" if device.type == "cpu" else "never"
+            return "exact" if device.type == "cpu" else "never"
         if self.shrink not in SHRINKS:
             raise InbornError(f"unknown shrink {self.shrink!r} (use {', '.join(SHRINKS)} or None)")
         return self.shrink
