@@ -5,7 +5,11 @@ One training step (forward, cross-entropy, backward; tickets with their masks co
 step, as the search does) on random CIFAR-shaped data, both layouts alternating in one process;
 the medians of the timed steps.
 
-    python benchmarks/layouts.py                          # the default list, width 0.25, batch 64
+Real measurement (quiet machine, one thread): `OMP_NUM_THREADS=1 python benchmarks/layouts.py --steps 10`
+(the default list, conv4 and PreActResNet-18 among them, width 0.25, batch 64); it prints a
+Markdown table and writes JSON (--json). Check that it works (< 1 min, figures meaningless):
+`python benchmarks/layouts.py --quick` (conv4 and PreActResNet-18 only, 2 steps of batch 16).
+
     python benchmarks/layouts.py --models conv4,resnet18 --batch 128
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import time
 
@@ -49,7 +54,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="a check that it runs (< 1 min): conv4 and preact_resnet18")
+    p.add_argument("--json", help="where to write the results (default layouts.json)")
     args = p.parse_args()
+    if args.quick:
+        args.models, args.batch, args.steps = "conv4,preact_resnet18", 16, 2
+    results = []
     device = resolve_device(args.device)
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, 32, 32, device=device)
@@ -69,6 +79,14 @@ def main() -> None:
             chosen = "channels-last" if use_channels_last(model, device) else "default"
             print(f"| {arch} | {kind} | {1e3 * t['default']:.1f} | {1e3 * t['channels_last']:.1f} | "
                   f"{t['default'] / t['channels_last']:.2f}x | {chosen} |")
+            results.append({"model": arch, "kind": kind, "seconds": t, "inborn_uses": chosen})
+    out = args.json or "layouts.json"
+    with open(out, "w") as f:
+        json.dump({"args": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                   "results": results}, f, indent=1)
+    print("wrote", out)
+    if args.quick:
+        print("(--quick: 2 steps of batch 16: the figures mean nothing)")
 
 
 if __name__ == "__main__":

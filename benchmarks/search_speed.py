@@ -39,8 +39,16 @@ gradient, a stale batch mask) changes the search at once. So:
 `tests/test_search_benchmark.py` injects each kind of bug into the optimised loop (and a wrong
 kernel into both fast loops) and shows that it fails this check while the honest loop passes.
 
-    python benchmarks/search_speed.py                   # conv4 width 0.5, mnist5k, PGD-5, 12 batches
-    python benchmarks/search_speed.py --device cuda --batches 50
+Real measurement (quiet machine, one thread; the lead's figures in docs/performance.md):
+
+    OMP_NUM_THREADS=1 python benchmarks/search_speed.py --batches 24
+
+It runs conv4 width 0.5 on mnist5k (ε 0.3) and PreActResNet-18 width 0.25 on synthetic 3x32x32
+data (ε 8/255), PGD-5 at keep 0.05, and prints a table of the speed-ups beside the issue's goals
+(>= 2x on conv4, >= 1.4x on PreActResNet-18), and writes JSON (--json). Check that it works
+(< 1 min, figures meaningless): `python benchmarks/search_speed.py --quick`.
+
+    python benchmarks/search_speed.py --models conv4:0.5:mnist5k --device cuda --batches 50
 """
 
 from __future__ import annotations
@@ -316,46 +324,44 @@ def _median_range(ratios: list[float]) -> str:
     return f"{statistics.median(r):.2f}x of {len(r)} (range {r[0]:.2f}-{r[-1]:.2f})"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", default="conv4")
-    p.add_argument("--width", type=float, default=0.5)
-    p.add_argument("--keep", type=float, default=0.05)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--eps", type=float, default=0.3)
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--batches", type=int, default=12)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
-    p.add_argument("--json", help="also write the full comparison to this file")
-    p.add_argument("--solo", choices=LOOPS, help="time one loop alone in this process (no interleaving, no check)")
-    args = p.parse_args()
-    from inborn.data import load_data
-    from inborn.models import create_model
+def _batches(data: str, args: argparse.Namespace, device: torch.device):
+    """(batches, (num_classes, in_channels, image_size, mean, std), ε) for a data set name or "synthetic"."""
+    count = args.batches + 1
+    if data == "synthetic":
+        from bench_common import CIFAR_EPS, synthetic
 
-    device = resolve_device(args.device)
-    splits = load_data(args.data)
+        x, y = synthetic(count * args.batch_size, device, seed=3)
+        batches = [(x[i: i + args.batch_size], y[i: i + args.batch_size]) for i in range(0, len(x), args.batch_size)]
+        return batches, (10, 3, 32, [0.5] * 3, [0.25] * 3), CIFAR_EPS
+    from inborn.data import load_data
+
+    splits = load_data(data)
     info = splits.info
     gen = torch.Generator().manual_seed(0)
-    batches = list(splits.train.batches(args.batch_size, shuffle=True, generator=gen, device=device))
-    batches = batches[: args.batches + 1]
+    batches = list(splits.train.batches(args.batch_size, shuffle=True, generator=gen, device=device))[:count]
+    return batches, (info.num_classes, info.in_channels, info.image_size, info.mean, info.std), 0.3
+
+
+def run_model(arch: str, width: float, data: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The comparison on one model: warm-up on throwaway copies, then the three loops rotating."""
+    from inborn.models import create_model
+
+    batches, (classes, channels, size, mean, std), eps = _batches(data, args, device)
+    eps = args.eps if args.eps is not None else eps
     torch.manual_seed(0)
-    base = to_supermask(create_model(args.arch, num_classes=info.num_classes, in_channels=info.in_channels,
-                                     image_size=info.image_size, width=args.width, mean=info.mean, std=info.std),
-                        args.keep).to(device)
+    base = to_supermask(create_model(arch, num_classes=classes, in_channels=channels, image_size=size, width=width,
+                                     mean=mean, std=std), args.keep).to(device)
     if args.solo:
-        return solo(args.solo, base, batches, eps=args.eps, steps=args.steps, amp=args.amp)
+        solo(args.solo, base, batches, eps=eps, steps=args.steps, amp=args.amp)
+        return {}
     # Warm-up on throwaway copies, so neither loop pays for first-call allocations.
-    compare_loops(base, batches[-1:], eps=args.eps, steps=args.steps, amp=args.amp)
-    out = compare_loops(base, batches[:-1], eps=args.eps, steps=args.steps, amp=args.amp)
+    compare_loops(base, batches[-1:], eps=eps, steps=args.steps, amp=args.amp)
+    out = compare_loops(base, batches[:-1], eps=eps, steps=args.steps, amp=args.amp)
     n = sum(len(x) for x, _ in batches[:-1])
     first, final, split = out["first_batch"], out["final"], out["split"]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     layout = "channels-last" if use_channels_last(base, device) else "default layout"
-    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"{args.arch} width {args.width}, keep {args.keep}, PGD-{args.steps}, {len(batches) - 1} batches of "
-          f"{args.batch_size} from {args.data}, the three loops in rotating order batch by batch")
+    print(f"{arch} width {width}, keep {args.keep}, PGD-{args.steps} at ε={eps:.4g}, {len(batches) - 1} batches of "
+          f"{args.batch_size} from {data}, the three loops in rotating order batch by batch")
     labels = {"reference": "reference loop (stock PyTorch, default layout)",
               "twin": f"twin (reference loop, inborn's kernels, {layout})",
               "optimised": f"optimised loop (inborn's, {layout})"}
@@ -373,12 +379,59 @@ def main() -> None:
     print(f"  optimised against twin after batch {len(split['total'])}: masks equal {final['masks_equal']}, lowest "
           f"per-layer mask agreement {final['min_mask_agreement']:.5f} (>= {MIN_MASK_AGREEMENT}), highest score "
           f"drift {final['max_score_drift']:.2e} (<= {MAX_SCORE_DRIFT})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), **out}, f, indent=1)
-    if out["problems"]:
-        raise SystemExit("the loops disagree beyond rounding, a bug:\n  " + "\n  ".join(out["problems"]))
-    print("  same search: yes (within rounding)")
+    print("  same search: " + ("yes (within rounding)" if out["passed"] else "NO: " + "; ".join(out["problems"])))
+    return {"arch": arch, "width": width, "data": data, "eps": eps, **out}
+
+
+# The models every figure is given for, and the goals the issue set for them (CPU, quiet machine).
+MODELS = "conv4:0.5:mnist5k,preact_resnet18:0.25:synthetic"
+GOALS = {"conv4": 2.0, "preact_resnet18": 1.4}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=MODELS, help="arch:width:data, comma-separated (data: a data set or synthetic)")
+    p.add_argument("--keep", type=float, default=0.05)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--eps", type=float, default=None, help="default 0.3 on MNIST, 8/255 on synthetic data")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batches", type=int, default=12)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--quick", action="store_true", help="a check that it runs (< 1 min): 2 batches of 32, PGD-2")
+    p.add_argument("--json", help="where to write the full comparison (default search_speed.json)")
+    p.add_argument("--solo", choices=LOOPS, help="time one loop alone in this process (no interleaving, no check)")
+    args = p.parse_args()
+    if args.quick:
+        args.batches, args.batch_size, args.steps = 2, 32, 2
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    results = []
+    for spec in args.models.split(","):
+        arch, width, data = spec.split(":")
+        results.append(run_model(arch, float(width), data, args, device))
+    if args.solo:
+        return
+    rows = []
+    for r in results:
+        split = r["split"]
+        goal = GOALS.get(r["arch"])
+        rows.append(f"| {r['arch']} {r['width']} | {r['data']} | {statistics.median(split['total']):.2f}x | "
+                    f"{statistics.median(split['loop']):.2f}x | {statistics.median(split['kernels']):.2f}x | "
+                    f"{f'{goal}x' if goal else '-'} | {'yes' if r['passed'] else 'NO'} |")
+    print("| model | data | optimised over reference | the loop | kernels and layout | goal (CPU) | same search |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    out = args.json or "search_speed.json"
+    with open(out, "w") as f:
+        json.dump({"args": vars(args), "models": results}, f, indent=1)
+    print("wrote", out)
+    if args.quick:
+        print("(--quick: 2 batches of 32: the figures mean nothing, the check little)")
+    failed = [r["arch"] for r in results if r["problems"]]
+    if failed:
+        raise SystemExit(f"the loops disagree beyond rounding on {', '.join(failed)}, a bug")
 
 
 if __name__ == "__main__":

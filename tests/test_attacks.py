@@ -139,3 +139,117 @@ def test_bad_attack_arguments():
         build_attack("nope", 0.1)
     with pytest.raises(InbornError, match="steps"):
         build_attack("pgd", 0.1, steps=0)
+
+
+# -- per-sample early stop: how finished samples leave the computed batch ------------------------
+
+def _channels_last_net() -> torch.nn.Module:
+    """A small trained-looking conv net in channels-last, as inborn.load prepares a model on CPU."""
+    from inborn.device import prepare_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(32, 10))
+    return prepare_model(net, torch.device("cpu")).eval()
+
+
+def _record_inputs(model: torch.nn.Module) -> tuple[list[torch.Tensor], object]:
+    seen: list[torch.Tensor] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    return seen, handle
+
+
+@pytest.mark.parametrize("shrink", ["buckets", "exact", "never"])
+def test_early_stop_keeps_every_robust_decision_whatever_the_shrink(digits_model, shrink):
+    model, x, y = digits_model
+    plain = PGD(0.05, steps=15, step_size=0.01, seed=3)
+    early = PGD(0.05, steps=15, step_size=0.01, seed=3, early_stop=True)
+    early.shrink = shrink
+    a = predict(model, plain(model, x, y)).eq(y)
+    seen, handle = _record_inputs(model)
+    try:
+        b = predict(model, early(model, x, y)).eq(y)
+    finally:
+        handle.remove()
+    assert torch.equal(a, b)
+    assert 0 < int(a.sum()) < len(a)  # some samples fooled, some not: early stop had work to do
+    sizes = [len(t) for t in seen[:-1]]  # the last forward is predict's
+    if shrink == "never":
+        assert set(sizes) == {len(x)}
+    else:
+        assert min(sizes) < len(x)  # finished samples did leave the batch
+    if shrink == "buckets":
+        # Only sizes of the ladder (or the full batch): few distinct shapes for oneDNN to build.
+        from inborn.attacks.pgd import _bucket
+
+        assert all(s == len(x) or s == _bucket(s) for s in sizes)
+        assert len(set(sizes)) < len(set(_sizes_exact(model, x, y)))
+
+
+def _sizes_exact(model, x, y) -> list[int]:
+    attack = PGD(0.05, steps=15, step_size=0.01, seed=3, early_stop=True)
+    attack.shrink = "exact"
+    seen, handle = _record_inputs(model)
+    try:
+        attack(model, x, y)
+    finally:
+        handle.remove()
+    return [len(t) for t in seen]
+
+
+@pytest.mark.parametrize("shrink", ["buckets", "exact", "never"])
+def test_early_stop_returns_each_samples_best_iterate(shrink):
+    """Fooled samples come back fooled, the others at their highest loss inside the ball; the
+    points agree with the attack without early stop wherever that one was not fooled either."""
+    model = _channels_last_net()
+    torch.manual_seed(1)
+    x, y = torch.rand(40, 3, 8, 8), torch.randint(0, 10, (40,))
+    plain = PGD(0.1, steps=8, step_size=0.03, seed=5)(model, x, y)
+    attack = PGD(0.1, steps=8, step_size=0.03, seed=5, early_stop=True)
+    attack.shrink = shrink
+    early = attack(model, x, y)
+    fooled_plain, fooled_early = predict(model, plain).ne(y), predict(model, early).ne(y)
+    assert torch.equal(fooled_plain, fooled_early)
+    assert 0 < int(fooled_plain.sum()) < len(y)
+    assert (early - x).abs().max() <= 0.1 + 1e-6 and early.min() >= 0 and early.max() <= 1
+    torch.testing.assert_close(early[~fooled_plain], plain[~fooled_plain])
+
+
+@pytest.mark.parametrize("shrink", ["buckets", "exact", "never"])
+def test_channels_last_survives_compaction(shrink):
+    """A channels-last batch reaches the model channels-last at every step, also after finished
+    samples were dropped, and the examples come back in it (no layout conversion per step)."""
+    model = _channels_last_net()
+    torch.manual_seed(2)
+    x = torch.rand(40, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (40,))
+    attack = PGD(0.1, steps=8, step_size=0.03, seed=5, early_stop=True)
+    attack.shrink = shrink
+    seen, handle = _record_inputs(model)
+    try:
+        x_adv = attack(model, x, y)
+    finally:
+        handle.remove()
+    assert len({len(t) for t in seen}) > 1 or shrink == "never"
+    assert all(t.is_contiguous(memory_format=torch.channels_last) for t in seen)
+    assert x_adv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_shrink_defaults_by_device_and_refuses_unknown_values():
+    attack = PGD(0.1, early_stop=True)
+    assert attack.shrinks(torch.device("cpu")) == "exact"
+    assert attack.shrinks(torch.device("cuda")) == "never"  # no per-step host sync on a GPU
+    attack.shrink = "sometimes"
+    with pytest.raises(InbornError, match="unknown shrink"):
+        attack.shrinks(torch.device("cpu"))
+
+
+def test_bucket_ladder_is_tight_and_short():
+    from inborn.attacks.pgd import _bucket
+
+    sizes = [_bucket(c) for c in range(1, 1025)]
+    assert all(c <= s <= max(c, 1.25 * c) for c, s in zip(range(1, 1025), sizes, strict=True))
+    assert all(_bucket(s) == s for s in sizes)  # a ladder size stays where it is
+    assert len(set(sizes)) <= 4 + 4 * 8  # 1..4, then four per octave up to 1024
