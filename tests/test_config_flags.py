@@ -27,6 +27,7 @@ NON_DEFAULT = {
     "adv_steps": 3, "adv_step_size": 0.01, "free_replays": 2, "adv_mode": "eval", "eps_warmup_epochs": 0.5,
     "val_fraction": 0.2, "select_attack_steps": 5, "test_attack_steps": 7, "test_attacks": ["cw"],
     "test_every_epoch": True, "seed": 9, "device": "cpu", "amp": False, "compile": True, "smoke": True,
+    "log": "tensorboard", "deterministic": True,
 }
 TICKET = {"keep_ratio": 0.3, "pattern": "kernel", "init": "kaiming_normal", "scope": "global",
           "keep_count": "reference", "dense_first": True, "dense_last": True, "scale_fan": True, "weight_seed": 3,

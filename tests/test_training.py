@@ -128,3 +128,41 @@ def test_a_warm_up_longer_than_the_run_is_one_warning_line(tmp_path):
         assert main([*args, "--eps-warmup", "1", "--out", str(tmp_path / "fine")]) == 0
     # The command line prints a UserWarning as one line, without Python's source line.
     assert _one_line_warning(UserWarning("x y"), UserWarning, "f.py", 3) == "inborn: warning: x y\n"
+
+
+def test_tensorboard_events_hold_the_metrics_and_deterministic_is_recorded_and_undone(tmp_path):
+    """`--log tensorboard`: every scalar of metrics.jsonl per epoch, read back from the event files;
+    `--deterministic` is in the run's config and the process's settings are as before after it."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from inborn.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--arch", "fc", "--width", "0.25", "--epochs", "2", "--adv", "none",
+                 "--test-attack-steps", "1", "--quiet", "--log", "tensorboard", "--deterministic",
+                 "--out", str(run)]) == 0
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert RunDir(run).read_config()["config"]["deterministic"] is True
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    history = RunDir(run).read_metrics()
+    for key in ("train_loss", "train_acc", "val_clean_acc", "lr"):
+        logged = [(e.step, e.value) for e in events.Scalars(f"epoch/{key}")]
+        assert logged == [(h["epoch"] + 1, pytest.approx(h[key], rel=1e-6)) for h in history]
+    summary = RunDir(run).read_summary()
+    assert events.Scalars("test/robust_acc")[0].value == pytest.approx(summary["test"]["robust_acc"], rel=1e-6)
+
+
+def test_log_tensorboard_without_the_package_is_one_line_before_any_write(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from inborn.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    assert main(["train", "--data", "digits", "--arch", "fc", "--width", "0.25", "--epochs", "1", "--quiet",
+                 "--log", "tensorboard", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "inborn: error: --log tensorboard needs the tensorboard package: pip install 'inborn[tensorboard]'"
+    assert not (tmp_path / "run").exists()

@@ -49,7 +49,7 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     """The model on `device`, in the memory layout that is faster there (`use_channels_last`).
     On CUDA it also turns on cuDNN's autotuner: a run's shapes repeat batch after batch, so the
     fastest convolution algorithm is timed once per shape and kept."""
-    if device.type == "cuda":
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():  # --deterministic: no autotuning
         torch.backends.cudnn.benchmark = True
     model = model.to(device)
     if use_channels_last(model, device):

@@ -116,6 +116,13 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the model for training, its attacks and evaluation (compiling "
                                    "takes a while at the start; float rounding differs from eager's, and training "
                                    "amplifies it)")
+    log: str = setting("none", "also log every epoch's metrics to TensorBoard: event files in RUN/tensorboard "
+                               "(`tensorboard --logdir RUN`; needs pip install 'inborn[tensorboard]')",
+                       choices=("none", "tensorboard"))
+    # PyTorch's deterministic algorithms (cuDNN's too, no benchmark autotuning): the same figures
+    # on every run of one machine, at some cost in speed on CUDA.
+    deterministic: bool = setting(False, "PyTorch's deterministic algorithms and cuDNN settings (recorded in the "
+                                         "run's config): the same figures on every run, slower on CUDA")
     # A smoke run: every step of the real path on a sliver of the data, with the measured time
     # projected to the full run (inborn.train.smoke).
     smoke: bool = setting(False, "smoke run: 1 epoch of 2 batches and one evaluation batch, into a throwaway "

@@ -36,7 +36,7 @@ from inborn.errors import InbornError
 from inborn.evaluation.results import evaluation_rows
 from inborn.masks import reuse_masks, scores_frozen
 from inborn.runs import save_model
-from inborn.seeding import epoch_seed, seed_everything
+from inborn.seeding import deterministic, epoch_seed, seed_everything
 from inborn.store import ResultsDB, RunDir
 from inborn.store.guard import check_output
 from inborn.train.checkpoint import check_resumable, restore_training_state, training_state
@@ -47,6 +47,7 @@ from inborn.train.schedules import learning_rate
 from inborn.train.selection import NO_VALIDATION, RunSummary, finish, robust_on_test, validate
 from inborn.train.setup import initial_model
 from inborn.train.smoke import projection, smoke_setup
+from inborn.train.tensorboard import check_log, metrics_log
 
 
 class NonFiniteLoss(InbornError):
@@ -123,6 +124,7 @@ def train(
         check_output(run.path, cfg.kind)  # new, empty, or a run of this kind: never a user's files
         if run.file(RunDir.CHECKPOINT).exists() or run.file(RunDir.MODEL).exists():
             raise InbornError(f"{str(run.path)!r} already holds a run; resume it or choose another run directory")
+    check_log(cfg.log)  # a missing tensorboard package fails before anything is written
     # One writer per run directory; under torchrun the other ranks never write, so only rank 0 locks.
     lock = run.lock() if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
     # The data first: a missing data set must fail before the run directory is created.
@@ -131,7 +133,7 @@ def train(
         cfg = dataclasses.replace(cfg, eps=splits.info.default_eps)
     if resume:
         check_resumable(run, lambda: initial_model(cfg, splits))
-    with lock:
+    with lock, deterministic(cfg.deterministic):
         return _train_recorded(run, cfg, splits, resume=resume, db=db or ResultsDB(), progress=progress)
 
 
@@ -198,6 +200,7 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
         run.write_config(cfg.to_dict(), spec, kind=cfg.kind, results_db=db.path)
     if main:
         db.upsert_run(run.path, kind=cfg.kind, status="running", config=cfg.to_dict())
+    log = metrics_log(run.path, cfg.log) if main else None
 
     for epoch in range(start_epoch, cfg.epochs):
         record = _train_epoch(trainer, splits, epoch, eps, device, progress)
@@ -214,6 +217,8 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
                 save_model(run, model, spec, extra={"epoch": epoch, "selected_on": record["select_on"]})
             run.save_checkpoint(training_state(model, trainer.opt), {"epoch": epoch, "history": history, "best": best})
             run.write_metrics(history)
+            if log is not None:
+                log.epoch(record)
             write_curves(run.path, history, best["epoch"], _curves_title(cfg, run))
             if progress:
                 tqdm.write(_epoch_line(record, cfg.epochs))
@@ -229,6 +234,10 @@ def _train(run: RunDir, cfg: TrainConfig, splits: DataSplits, *, resume: bool, d
             run.write_summary(summary.to_dict())
         db.upsert_run(run.path, kind=cfg.kind, status="complete", config=cfg.to_dict(), summary=summary.to_dict())
         db.add_results(evaluation_rows(test_result, run.path, "test"))
+        if log is not None:
+            t = summary.test
+            log.test({"clean_acc": t.clean_acc, "robust_acc": t.robust_acc, "hrs": t.hrs}, cfg.epochs)
+            log.close()
     return distributed.broadcast_object(summary)  # the same summary on every rank
 
 
