@@ -38,7 +38,7 @@ def test_curves_are_redrawn_after_every_epoch(tmp_path, monkeypatch):
     assert main(["train", "--data", "digits", "--arch", "fc", "--width", "0.25", "--epochs", "3", "--out",
                  str(tmp_path / "r"), "--quiet"]) == 0
     assert [c[0] for c in calls] == [1, 2, 3]  # once per epoch, with the history so far
-    assert all(0 <= c[1] < c[0] for c in calls) and "fc on digits" in calls[0][2]
+    assert all(0 <= c[1] < c[0] for c in calls) and "fc width 0.25 on digits (natural)" in calls[0][2]
 
 
 def test_runs_plot_draws_several_runs(runs, tmp_path, capsys):

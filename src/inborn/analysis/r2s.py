@@ -40,18 +40,23 @@ def evaluate_r2s(family: TicketFamily, x: torch.Tensor, y: torch.Tensor, setting
     family.eval()
     runs: dict[str, list[float]] = {p: [] for p in ("clean", *s.protocols)}
     warnings: set[str] = set()
-    for r in tqdm(range(s.repeats), desc="repeats", disable=not progress, leave=False):
+    # One bar over every (repeat, protocol), naming the one running: its ETA spans the whole evaluation.
+    bar = tqdm(total=s.repeats * len(s.protocols), unit="protocol", disable=not progress, leave=False)
+    for r in range(s.repeats):
         gen = torch.Generator().manual_seed(s.seed * 1000 + r)
         torch.manual_seed(s.seed * 1000 + r)
         switch = RandomSwitch(family, s.granularity, s.probs, generator=gen).eval()
         runs["clean"].append(_accuracy(switch, x, y, s.batch_size))
         for protocol in s.protocols:
+            bar.set_description(f"R2S repeat {r + 1}/{s.repeats}: {protocol} at ε={eps:.4g} on {len(x)} images")
             attack = _attack(protocol, eps, s, seed=r)
             x_adv, fooled = attack_batches(attack, _target(protocol, family, switch, s), x, y, s.batch_size)
             report = attack.report()
             warnings |= set(report.warnings if report is not None else [])
             # The attack's own verdict (AutoAttack's) stands: a fresh draw of the switch cannot undo it.
             runs[protocol].append(_accuracy(switch, x_adv, y, s.batch_size, fooled))
+            bar.update(1)
+    bar.close()
     summary = {p: {"mean": statistics.fmean(v), "std": statistics.pstdev(v), "runs": v} for p, v in runs.items()}
     adaptive = [p for p in ADAPTIVE if p in s.protocols]
     cite = min(adaptive, key=lambda p: summary[p]["mean"]) if adaptive else None

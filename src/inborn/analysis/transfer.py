@@ -30,7 +30,8 @@ def transfer_matrix(
     # One attack object for every source: its noise runs on from batch to batch and source to source.
     # Its step: build_attack's default (ε/4) unless given, as `evaluate` takes it.
     attack = build_attack("pgd", eps, steps=steps, step_size=step_size, seed=seed, track_best=False)
-    for i in tqdm(range(k), desc="source tickets", disable=not progress, leave=False):
+    for i in tqdm(range(k), desc=f"transfer: PGD-{steps} at ε={eps:.4g} on each source ticket", unit="ticket",
+                  disable=not progress, leave=False):
         x_adv, _ = attack_batches(attack, members[i], x, y, batch_size)
         for j, member in enumerate(members):
             correct[i, j] = predict(member, x_adv, batch_size).eq(y).sum()

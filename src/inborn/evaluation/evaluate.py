@@ -375,10 +375,12 @@ def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch
     mine: dict[str, Any] | None = None
     # The attacks' many forwards and backwards compiled if asked; "float32" recorded means no TF32.
     with compiled(surrogate, compile), exact_float32(device, not s.amp):
-        for b in tqdm(range(resumed, total), initial=resumed, total=total, desc="evaluating", leave=False,
-                      disable=not progress or rank != 0):
+        bar = tqdm(range(resumed, total), initial=resumed, total=total, unit="batch", leave=False,
+                   desc=f"evaluating {len(grid)} attack×ε on {size} images", disable=not progress or rank != 0)
+        for b in bar:
             if b % world == rank:
-                flags = _evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b)
+                flags = _evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b,
+                                        on_attack=bar.set_postfix_str if progress and rank == 0 else None)
                 mine = {**flags, "batch": b}
             if b % world == world - 1 or b == total - 1:
                 records = [r for r in (distributed.all_gather_object(mine) if world > 1 else [mine]) if r is not None]
@@ -410,14 +412,17 @@ def _eot(name: str, s: EvalSettings) -> int | None:
 
 
 def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[float, str, Attack]], x: torch.Tensor,
-                    y: torch.Tensor, s: EvalSettings, seed: int) -> dict[str, Any]:
+                    y: torch.Tensor, s: EvalSettings, seed: int,
+                    on_attack: Callable[[str], None] | None = None) -> dict[str, Any]:
     """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags.
     The attacks run on `surrogate` (the model, or its BatchNorm-folded copy); `model` judges."""
     with _seeded(bool(s.randomised), seed, x.device):
         clean, differed = _judge(model, x, y, s)
         record: dict[str, Any] = {"clean": clean.cpu(), "robust": [], "warnings": [], "after": [],
                                   "randomness": differed}
-        for _, _, attack in grid:
+        for e, name, attack in grid:
+            if on_attack is not None:  # the progress bar names the attack running now
+                on_attack(f"{name}{f'-{attack.steps}' if getattr(attack, 'steps', 0) else ''} at ε={e:.4g}")
             attack.reseed(seed)  # a batch's noise does not depend on the batches before it
             flags, report, differed = _robust_flags(model, surrogate, attack, x, y, clean, s)
             record["randomness"] |= differed

@@ -416,7 +416,10 @@ def _aux_logits(model: nn.Module) -> torch.Tensor:
 
 def _curves_title(cfg: TrainConfig, run: RunDir) -> str:
     adv = "natural" if cfg.adv == "none" else f"{cfg.adv} at ε={cfg.eps:.4g}"
-    return f"{run.path.name}: {cfg.kind} run, {cfg.arch} on {cfg.data} ({adv})"
+    width = f" width {cfg.width:g}" if cfg.width != 1 else ""
+    ticket = f", ticket keeping {cfg.ticket.keep_ratio:g}" if cfg.ticket is not None else ""
+    over = " over trained weights" if cfg.ticket is not None and cfg.from_run else ""
+    return f"{run.path.name}: {cfg.kind} run, {cfg.arch}{width} on {cfg.data} ({adv}){ticket}{over}"
 
 
 def _epoch_line(r: dict[str, Any], epochs: int) -> str:
