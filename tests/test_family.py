@@ -149,3 +149,29 @@ def test_a_family_is_listed_and_its_database_found_from_anywhere(fam, tmp_path, 
     for r in results:  # float32 figures rounded (no 0.9700000286102295); times in ISO 8601
         assert all(len(r[k].partition(".")[2]) <= 6 for k in ("clean_acc", "robust_acc", "hrs"))
         assert r["created"][4] == "-" and "T" in r["created"]
+
+
+def test_smoke_projects_the_time_and_writes_nothing(fam, capsys, tmp_path, monkeypatch):
+    """`--smoke` on r2s, transfer and eval: one line with the projected time; no file changed and
+    no database row added."""
+    import hashlib
+
+    from inborn.store import ResultsDB
+
+    root, _, _, _, _ = fam
+    monkeypatch.setenv("INBORN_DB", str(tmp_path / "smoke.db"))
+
+    def snapshot():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    capsys.readouterr()
+    for argv in (["r2s", str(root / "fam"), "--repeats", "3", "--steps", "2", "--n", "64", "--smoke"],
+                 ["transfer", str(root / "fam"), "--steps", "2", "--n", "64", "--smoke"],
+                 ["eval", str(root / "fam/tickets/keep-0.3"), "--attack", "pgd,fgsm", "--steps", "2", "--n", "64",
+                  "--smoke"]):
+        assert main(argv) == 0
+        said = capsys.readouterr().out.strip().splitlines()
+        assert len(said) == 1 and said[0].startswith("smoke: ") and "would take about" in said[0], said
+    assert snapshot() == before
+    assert not (tmp_path / "smoke.db").exists() or not ResultsDB().results()

@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="override the data directory stored in the run")
     p.add_argument("--db", help="results database (default runs/inborn.db or $INBORN_DB)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--smoke", action="store_true", help="attack one small batch, print the time the whole "
+                   "evaluation would take here, and write nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_trust_flag(p)
     p.set_defaults(func=cmd_eval)
@@ -83,6 +85,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if eps_list is None:
         eps_list = [run_eps(doc, splits)]
 
+    if args.smoke:  # one small batch, timed and projected; no journal, no eval.json, no database row
+        from inborn.train.smoke import projection_line
+
+        split = getattr(splits, args.split)
+        full = min(args.n or len(split), len(split))
+        done = min(full, args.batch_size, 32)
+        t0 = time.time()
+        evaluate(model, split, attacks=attacks, eps=eps_list, steps=args.steps, step_size=step_size,
+                 restarts=args.restarts, n=done, batch_size=done, device=device, seed=args.seed,
+                 early_stop=not args.no_early_stop, eot_samples=args.eot, repeats=args.repeats, amp=args.amp,
+                 progress=False)
+        print(projection_line(f"evaluation of {full} images ({', '.join(attacks)} at {len(eps_list)} ε)",
+                              time.time() - t0, done, full))
+        return 0
     t0 = time.time()
     # The lock: one writer per run, since an evaluation journals its batches into the run directory.
     with run.lock() if distributed.is_main() else contextlib.nullcontext():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from inborn.analysis.r2s_config import R2SSettings, r2s_settings
@@ -91,6 +92,8 @@ def _where_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--db", help="results database (default: the family's, else runs/inborn.db or $INBORN_DB)")
+    p.add_argument("--smoke", action="store_true", help="run on a few images (one repeat), print the time the whole "
+                   "job would take here, and write nothing")
 
 
 def _family_and_data(args: argparse.Namespace, n: int):
@@ -117,6 +120,16 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     db = ResultsDB.for_runs(args.db, [args.family])
     db.check()  # before the work, as every command that records results
     family, (x, y), _, eps, doc = _family_and_data(args, args.n)
+    if args.smoke:
+        from inborn.train.smoke import projection_line
+
+        done = min(len(x), 16)
+        t0 = time.time()
+        transfer_matrix(family, x[:done], y[:done], eps=eps, steps=args.steps, batch_size=args.batch_size,
+                        seed=args.seed)
+        print(projection_line(f"{len(family)}×{len(family)} transfer matrix on {len(x)} images (PGD-{args.steps})",
+                              time.time() - t0, done, len(x)))
+        return 0
     result = transfer_matrix(family, x, y, eps=eps, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                              progress=not args.quiet)
     out = Path(args.family)
@@ -150,6 +163,17 @@ def cmd_r2s(args: argparse.Namespace) -> int:
             raise InbornError(f"--baseline {args.baseline!r} was trained on {baseline_doc['config'].get('data')!r}, "
                               f"the family on {doc['config'].get('data')!r}: use a run on the same data set")
         references.append((f"baseline {Path(args.baseline).name}", inborn.load(args.baseline, device=test[0].device)))
+    if args.smoke:  # one repeat on a few images, timed and projected to the settings' n and repeats
+        from inborn.analysis.r2s import evaluate_r2s
+        from inborn.train.smoke import projection_line
+
+        done = min(len(test[0]), 16)
+        t0 = time.time()
+        evaluate_r2s(family, test[0][:done], test[1][:done], settings, eps=eps, repeats=1)
+        print(projection_line(f"R2S evaluation ({', '.join(settings.protocols)}, {settings.repeats} repeats, "
+                              f"{len(test[0])} images; the single tickets and baselines not counted)",
+                              time.time() - t0, done, len(test[0]), repeats=settings.repeats))
+        return 0
     result, rows = r2s_evaluation(family, test, val, eps=eps, settings=settings, references=references,
                                   progress=not args.quiet)
     out = Path(args.family)

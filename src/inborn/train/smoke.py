@@ -68,3 +68,11 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def projection_line(what: str, seconds: float, done: int, total: int, repeats: int = 1) -> str:
+    """A smoke's one line: what it ran, how long, and the time of the whole job projected from it
+    (linear in images and repeats; attacks with early stop may end sooner)."""
+    whole = seconds * (total / max(1, done)) * repeats
+    return (f"smoke: {done} image{'s' if done != 1 else ''} took {_duration(seconds)} here; the whole {what} "
+            f"would take about {_duration(whole)} here (nothing was written)")
