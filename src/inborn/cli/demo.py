@@ -13,14 +13,14 @@ from inborn.cli.common import count_arg, real_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the quick tour: tickets vs dense PGD-AT, transfer and R2S on mnist5k",
+    p = sub.add_parser("demo", help="the quick tour: tickets vs dense PGD-AT, transfer and R2S on digits",
                        description="Run the `tour` study at quick scale (see `inborn reproduce tour --print-config`).")
     p.add_argument("--out", default="runs/demo", help="report directory (default runs/demo)")
-    p.add_argument("--epochs", type=count_arg, help="epochs per run (default: the preset's, 4)")
+    p.add_argument("--epochs", type=count_arg, help="epochs per run (default: the preset's, 30)")
     p.add_argument("--n", type=count_arg, help="test images for transfer and R2S (default: the preset's, 200)")
-    p.add_argument("--data", help="another data set (default mnist5k)")
-    p.add_argument("--arch", help="another model (default conv4)")
-    p.add_argument("--width", type=real_arg(0, low_open=True), help="width multiplier (default 0.5)")
+    p.add_argument("--data", help="another data set (default digits)")
+    p.add_argument("--arch", help="another model (default fc, LeNet-300-100)")
+    p.add_argument("--width", type=real_arg(0, low_open=True), help="width multiplier (default 4)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)

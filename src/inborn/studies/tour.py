@@ -45,6 +45,9 @@ def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto
         "",
         "## 2. Transferability between tickets ([report](transfer/report.md))",
         "",
+        f"Sections 2 and 3 attack the first {preset['evaluate']['n']} test images (section 1: the whole test "
+        "split), so their figures of the same model differ from section 1's by sampling.",
+        "",
         "![transfer](transfer/figure.png)",
         "",
         parts["transfer"]["main_table"],
@@ -55,7 +58,8 @@ def run_tour(preset: dict[str, Any], out: Path, *, run: Any, device: str = "auto
         "",
         parts["r2s"]["main_table"],
         "",
-        *[line for line in parts["r2s"]["report"].splitlines() if line.startswith("**Robust accuracy to cite")],
+        *[line for line in parts["r2s"]["report"].splitlines()
+          if line.startswith(("**Robust accuracy to cite", "- "))],  # the figure to cite, and the verdicts
         "",
     ]
     report = "\n".join(lines)
