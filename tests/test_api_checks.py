@@ -423,6 +423,9 @@ def _entry_points() -> set[str]:
               if isinstance(getattr(attacks, n), type) and issubclass(getattr(attacks, n), attacks.Attack)
               and getattr(attacks, n) is not attacks.Attack}
     names |= {"inborn.attacks.build_attack", "inborn.masks.to_supermask", "inborn.data.load_data"}
+    import inborn.defenses as defenses
+
+    names |= {f"inborn.defenses.{n}" for n in defenses.__all__}
     assert callable(masks.to_supermask) and callable(data.load_data)
     return names
 
@@ -444,7 +447,41 @@ ENTRY_POINT_CASES = {
     "inborn.attacks.build_attack": lambda: build_attack("pgd", 0.1, stepz=1),
     "inborn.masks.to_supermask": lambda: to_supermask(None, 0.5),
     "inborn.data.load_data": lambda: load_data("digits", val_fraction=2),
+    "inborn.defenses.RandomSwitch": lambda: __import__("inborn.defenses").defenses.RandomSwitch(None),
+    "inborn.defenses.ExpectedTickets": lambda: __import__("inborn.defenses").defenses.ExpectedTickets([]),
+    "inborn.defenses.SingleTicket": lambda: __import__("inborn.defenses").defenses.SingleTicket("fam", 0),
 }
+
+
+@pytest.fixture(scope="module")
+def family():
+    from inborn.masks import compute_masks, masked_layers
+    from inborn.masks.family import TicketFamily, ticket_from_state
+    from inborn.masks.packing import pack_mask
+    from inborn.masks.ticket import MASK_PREFIX
+
+    torch.manual_seed(0)
+    model = to_supermask(_linear(), 0.5)
+    names = {id(m): name for name, m in model.named_modules()}
+    tensors = {MASK_PREFIX + names[id(layer)]: pack_mask(mask)
+               for layer, mask in zip(masked_layers(model), compute_masks(model), strict=True)}
+    return TicketFamily(model, [ticket_from_state(t, 0.5, model, tensors) for t in ("a", "b")])
+
+
+@pytest.mark.parametrize("call, expect", [
+    (lambda f: __import__("inborn.defenses").defenses.RandomSwitch(f, probs=[0.5, float("nan")]),
+     "a switch probability must be a finite number"),
+    (lambda f: __import__("inborn.defenses").defenses.RandomSwitch(f, probs=["x", 0.5]),
+     "a switch probability must be a plain number"),
+    (lambda f: __import__("inborn.defenses").defenses.RandomSwitch(f, probs=0.5), "probs must be a sequence"),
+    (lambda f: __import__("inborn.defenses").defenses.RandomSwitch(f, probs=[0.7, 0.7]), "sum to 1"),
+    (lambda f: __import__("inborn.defenses").defenses.SingleTicket(f, 2), r"index must be in \[0, 1\]"),
+    (lambda f: __import__("inborn.defenses").defenses.ExpectedTickets(f, probs=[1.5, -0.5]),
+     r"a switch probability must be in \[0, 1\]"),
+])
+def test_defenses_refuse(family, call, expect):
+    with pytest.raises(InbornError, match=expect):
+        call(family)
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINT_CASES))

@@ -16,17 +16,29 @@ import torch.nn as nn
 from inborn.errors import InbornError
 from inborn.masks.convert import masked_layers
 from inborn.masks.family import TicketFamily
+from inborn.values import check_int, parse_real
 
 
 def _check_probs(probs: Sequence[float] | None, n: int) -> torch.Tensor:
     if probs is None:
         return torch.full((n,), 1.0 / n)
-    p = torch.tensor([float(v) for v in probs])
+    if isinstance(probs, str | bytes) or not isinstance(probs, Sequence):
+        raise InbornError(f"probs must be a sequence of probabilities, one per ticket, got {probs!r}")
+    p = torch.tensor([parse_real(v, "a switch probability", low=0.0, high=1.0) for v in probs])
     if len(p) != n:
         raise InbornError(f"{len(p)} probabilities for {n} tickets")
     if (p < 0).any() or abs(float(p.sum()) - 1.0) > 1e-6:
         raise InbornError(f"switch probabilities must be non-negative and sum to 1, got sum {float(p.sum()):.6g}")
     return p
+
+
+def _check_family(family: object) -> TicketFamily:
+    """A ticket family of at least one ticket (`inborn.load(FAMILY)` or `inborn.runs.load_family`)."""
+    if not isinstance(family, TicketFamily):
+        raise InbornError(f"family must be a TicketFamily (inborn.runs.load_family), got {type(family).__name__}")
+    if len(family) == 0:
+        raise InbornError("the family holds no ticket")
+    return family
 
 
 class RandomSwitch(nn.Module):
@@ -47,6 +59,7 @@ class RandomSwitch(nn.Module):
     def __init__(self, family: TicketFamily, granularity: str = "batch", probs: Sequence[float] | None = None,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
+        _check_family(family)
         if granularity not in ("batch", "sample"):
             raise InbornError(f"granularity must be batch or sample, got {granularity!r}")
         self.family = family
@@ -145,8 +158,8 @@ class SingleTicket(nn.Module):
 
     def __init__(self, family: TicketFamily, index: int) -> None:
         super().__init__()
-        self.family = family
-        self.index = index
+        self.family = _check_family(family)
+        self.index = check_int(index, "index", low=0, high=len(family) - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.family.select(self.index)
@@ -159,7 +172,7 @@ class ExpectedTickets(nn.Module):
 
     def __init__(self, family: TicketFamily, probs: Sequence[float] | None = None) -> None:
         super().__init__()
-        self.family = family
+        self.family = _check_family(family)
         self.register_buffer("log_probs", _check_probs(probs, len(family)).log(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
