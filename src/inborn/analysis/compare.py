@@ -73,6 +73,8 @@ class Compared:
 def _column(attack: str, steps: int) -> str:
     if attack.startswith("worst:"):
         return WORST
+    if "autoattack" in attack:  # its own iterations, not the step count recorded beside it
+        return attack
     return f"{attack}-{steps}" if steps > 0 and not re.search(r"-\d+$", attack) else attack
 
 
@@ -117,7 +119,8 @@ def _hrs(clean: float, robust: float) -> float:
 
 
 def _figures(run: RunDir, db: ResultsDB | None) -> list[Figure]:
-    rows = _rows(run, db)
+    # A family's transfer matrix measures its tickets against each other, not the run: left out.
+    rows = [r for r in _rows(run, db) if not str(r["attack"]).startswith("transfer:")]
     fingerprints = [r for r in rows if r.get("fingerprint")]
     if fingerprints:  # only the model as it is now
         current = max(fingerprints, key=lambda r: float(r["created"]))["fingerprint"]
