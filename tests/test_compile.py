@@ -121,3 +121,13 @@ def test_a_compiled_evaluation_gives_the_eager_figures(dynamo_reset):
     assert eager.clean_acc > 0 and eager.results[0].robust_acc < eager.clean_acc  # the attack did something
     with pytest.raises(InbornError):
         evaluate(model, data, compile="yes", **settings)
+
+
+def test_compile_keeps_shapes_static(monkeypatch):
+    """torch's automatic dynamic shapes recompiled a second batch size (an epoch's last batch, early
+    stop's shrinking batch) with symbolic sizes, which inductor 2.13 failed to lower on the CPU
+    (benchmarks/compile_speed.py with two models in one process): inborn compiles static graphs."""
+    seen = {}
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: seen.update(kw))
+    compile_model(nn.Linear(2, 2))
+    assert seen == {"dynamic": False}

@@ -73,9 +73,15 @@ def compile_model(model: torch.nn.Module, enabled: bool = True) -> torch.nn.Modu
     the eager keys (no `_orig_mod.` prefix: checkpoints load into eager models), every reference
     to it (the attacks', DistributedDataParallel's) runs compiled, and a `copy.deepcopy` of it is
     eager. Compiling happens at the first call, and again for each new kind of call (train or
-    eval mode, with or without gradients)."""
+    eval mode, with or without gradients, each batch size).
+
+    Shapes stay static (`dynamic=False`): with torch's automatic dynamic shapes a second batch size
+    (an epoch's last batch, early stop's shrinking batch, a second model in the process) recompiled
+    the graph with symbolic sizes, and inductor 2.13 failed on it on the CPU ("cannot determine
+    truth value of Relational"); a static graph per size is recompiled instead, and past torch's
+    recompile limit the new sizes run eagerly."""
     if enabled and getattr(model, "_compiled_call_impl", None) is None:
-        model.compile()
+        model.compile(dynamic=False)
     return model
 
 
