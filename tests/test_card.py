@@ -8,6 +8,7 @@ import pytest
 
 import inborn
 from inborn.cli import main
+from inborn.store import RunDir
 
 FAST = ["--epochs", "1", "--quiet"]  # natural training: AutoAttack breaks it fast
 
@@ -46,6 +47,7 @@ def test_card_refused_without_autoattack_then_partial_then_full(trained, capsys,
     assert card_doc["architecture"] == "fc" and card_doc["number_forward_passes"] == 1
     assert card_doc["additional_data"] is False and card_doc["unreliable"] is True  # partial: not a full evaluation
     assert set(c) >= {"threat_model", "clean_acc", "autoattack_acc", "evaluation", "fingerprint", "version"}
+    assert c["kind"] == "train" and c["width"] == RunDir(run).read_config()["model"]["width"]
     # The same figures as RobustBench's benchmark call returns on the same images.
     clean, robust = inborn.benchmark(inborn.load(run), n_examples=24, dataset="digits", eps=0.3, batch_size=256,
                                      data_dir=None, device="cpu")

@@ -93,6 +93,8 @@ def model_card(run_dir: str | Path, *, db: ResultsDB | None = None, data_dir: st
                   "randomised": randomised, "repeats": row.get("repeats") or 1,
                   "eot_samples": row.get("eot_samples") or 1}
     inborn_part: dict[str, Any] = {
+        "kind": doc.get("kind"),
+        "width": doc["model"].get("width"),
         "threat_model": "Linf",
         "eps": float(row["eps"]),
         "clean_acc": float(row["clean_acc"]),
