@@ -520,6 +520,9 @@ CASES = [
     ("export-a-family", ["export", "{family}", "--out", "{tmp}/plain.safetensors"], None),
     ("export-nowhere", ["export", "{tmp}/nowhere", "--out", "{tmp}/plain.safetensors"], None),
     # -- runs ---------------------------------------------------------------------------------
+    ("eval-save-adv-over-the-model", [*E, "--save-adv", "{run}/model.safetensors"], None),
+    ("eval-save-adv-not-safetensors", [*E, "--save-adv", "{tmp}/adv.pt"], None),
+    ("eval-save-adv-over-a-users-file", [*E, "--save-adv", "{x}"], users_file("mine.safetensors")),
     ("compare-not-a-run", ["compare", "{run}", "{tmp}"], None),
     ("compare-a-run-twice", ["compare", "{run}", "{run}/"], None),
     ("compare-out-not-png", ["compare", "{run}", "--out", "{tmp}/table.txt"], None),

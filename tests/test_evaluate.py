@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import inborn
+from inborn.errors import InbornError
 from inborn.evaluation.metrics import harmonic_robustness_score
 
 
@@ -98,3 +100,26 @@ def test_a_journal_of_another_model_or_other_settings_is_not_used(digits_model, 
     calls.clear()
     assert inborn.evaluate(model, (x, y), journal=journal, **{**kw, "steps": 4})["n"] == 128
     assert len(calls) == 4
+
+
+def test_the_saved_adversarial_points_give_the_evaluations_figures(digits_model):
+    """evaluate(adversarial={}) (`inborn eval --save-adv`): per attack and ε, the points the attack
+    returned and their images' indices; inside the ε-ball, and the model's accuracy on them is the
+    reported robust accuracy."""
+    from inborn.evaluation.evaluate import adversarial_key, evaluate
+
+    model, x, y = digits_model
+    points: dict = {}
+    res = evaluate(model, (x[:64], y[:64]), attacks=["pgd", "fgsm"], eps=[0.05, 0.1], steps=3, batch_size=24,
+                   adversarial=points)
+    assert set(points) == {adversarial_key(a, e) for a in ("pgd", "fgsm") for e in (0.05, 0.1)}
+    for r in res.results:
+        got = points[adversarial_key(r.attack, r.eps)]
+        x_adv, index = torch.cat(got["x_adv"]), torch.cat(got["index"])
+        assert index.unique().numel() == len(index) and int(index.max()) < 64  # across the three batches
+        assert (x_adv - x[index]).abs().max() <= r.eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+        with torch.no_grad():
+            right = model(x_adv).argmax(1).eq(y[index]).sum().item()
+        assert right == round(r.robust_acc * 64)
+    with pytest.raises(InbornError, match="no journal"):
+        evaluate(model, (x[:8], y[:8]), attacks=["pgd"], eps=[0.1], adversarial={}, journal="j.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--smoke", action="store_true", help="attack one small batch, print the time the whole "
                    "evaluation would take here, and write nothing")
+    p.add_argument("--save-adv", metavar="FILE", help="also save every attack's points as safetensors (per attack "
+                   "and ε: x_adv and the index of each image in the split); the evaluation then runs whole, "
+                   "without resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_trust_flag(p)
     p.set_defaults(func=cmd_eval)
@@ -74,6 +78,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     step_size = parse_eps(args.step_size, "--step-size", high=None) if args.step_size is not None else None
     if step_size == 0:
         raise InbornError("--step-size must be > 0, got 0")
+    if args.save_adv is not None:
+        from inborn.store.guard import check_output_file
+
+        if Path(args.save_adv).suffix != ".safetensors":
+            raise InbornError(f"--save-adv {args.save_adv!r}: the file is safetensors, name it .safetensors")
+        check_output_file(args.save_adv, "adversarial", what="--save-adv")  # never a run's file or a user's
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun sets it before any process group exists
+            raise InbornError("--save-adv keeps every batch's points in one process: run it without torchrun")
     run = RunDir(args.run_dir)
     doc = run.read_config()
     db = ResultsDB.for_runs(args.db, [args.run_dir])
@@ -99,6 +111,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(projection_line(f"evaluation of {full} images ({', '.join(attacks)} at {len(eps_list)} ε)",
                               time.time() - t0, done, full))
         return 0
+    adversarial: dict | None = {} if args.save_adv else None
     t0 = time.time()
     # The lock: one writer per run, since an evaluation journals its batches into the run directory.
     with run.lock() if distributed.is_main() else contextlib.nullcontext():
@@ -106,8 +119,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             model, getattr(splits, args.split), attacks=attacks, eps=eps_list, steps=args.steps,
             step_size=step_size, restarts=args.restarts, n=args.n, batch_size=args.batch_size, device=device,
             seed=args.seed, early_stop=not args.no_early_stop, eot_samples=args.eot, repeats=args.repeats,
-            amp=args.amp, progress=not args.quiet, journal=run.file(f"eval-{args.split}.journal.json"),
-            split_over_ranks=True, compile=args.compile,
+            amp=args.amp, progress=not args.quiet,
+            journal=None if args.save_adv else run.file(f"eval-{args.split}.journal.json"),
+            split_over_ranks=args.save_adv is None, compile=args.compile, adversarial=adversarial,
         )
     if not distributed.is_main():
         return 0  # rank 0 writes and prints
@@ -118,12 +132,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plot_robustness_curve(result, png, title=f"{doc['model']['arch']} on {cfg['data']} ({args.split})")
         result["plot"] = str(png)
     atomic_write_json(run.file("eval.json"), result)
+    if adversarial is not None:
+        _save_adversarial(args.save_adv, adversarial, result)
     db.add_results(evaluation_rows(result, run.path, args.split))
     if args.json:
         print(strict_json(result, indent=2))
     else:
         print(render(result))
     return 0
+
+
+def _save_adversarial(path: str, points: dict, result: dict) -> None:
+    """Per attack and ε, `KEY/x_adv` and `KEY/index` (int64, the image's index in the split), with
+    what identifies the evaluation in the file's metadata."""
+    import torch
+    from safetensors.torch import save_file
+
+    from inborn.io import atomic_write, strict_json
+
+    tensors = {}
+    for key, got in points.items():
+        tensors[f"{key}/x_adv"] = torch.cat(got["x_adv"]).contiguous() if got["x_adv"] else torch.empty(0)
+        tensors[f"{key}/index"] = torch.cat(got["index"]).to(torch.int64) if got["index"] else \
+            torch.empty(0, dtype=torch.int64)
+    meta = {"inborn_adversarial": "1", "run": str(result["run"]), "split": str(result["split"]),
+            "fingerprint": str(result.get("fingerprint") or ""), "settings": strict_json(
+                {k: result.get(k) for k in ("n", "seed", "repeats", "precision", "randomised")})}
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+    print(f"adversarial examples: {path} ({', '.join(points)})")
 
 
 def render(result: dict) -> str:

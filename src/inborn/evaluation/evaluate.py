@@ -230,7 +230,7 @@ class _RandomnessFound(Exception):
 def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None, *,
              device: torch.device | str | None = None, progress: bool = False, journal: str | Path | None = None,
              split_over_ranks: bool = False, per_sample: bool = False, identify: bool = True,
-             compile: bool = False, **overrides: Any) -> Evaluation:
+             compile: bool = False, adversarial: dict[str, Any] | None = None, **overrides: Any) -> Evaluation:
     """Evaluate `model` (pixels in [0,1] in, logits out) on the first `n` examples of `data`.
 
     Settings come as one `EvalSettings` and/or as its fields by keyword (`attacks=["pgd"], eps=[0.3]`).
@@ -244,6 +244,10 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
     hashing the model (its `fingerprint` is then empty): for evaluations no row or journal keeps.
     `compile` runs the attacks on a torch.compile'd model (`inborn.device.compiled`: the caller's
     model is eager again afterwards); the figures are the eager ones up to float rounding.
+    `adversarial`, a dict, receives per attack and ε (key `attack@eps`) the points each attack
+    returned, `x_adv`, and the indices of their images in `data`, `index` (the images no clean
+    classification got right are not attacked): an evaluation that runs every batch here, so
+    neither a journal nor a torchrun split goes with it.
     The result is an `Evaluation` (attributes; `to_dict()` is the JSON `inborn eval` writes).
     """
     # The arguments checked as the CLI checks its flags: one-line InbornErrors, before any work.
@@ -274,11 +278,16 @@ def evaluate(model: nn.Module, data: Data, settings: EvalSettings | None = None,
             randomised = distributed.broadcast_object(randomised)
     if not isinstance(compile, bool):
         raise InbornError(f"compile must be True or False, got {compile!r}")
+    if adversarial is not None and (not isinstance(adversarial, dict) or journal is not None or world > 1):
+        raise InbornError("adversarial (a dict to fill) keeps the points of an evaluation that runs every batch "
+                          "here: give no journal and no torchrun split with it")
     run = dict(device=device, progress=progress, journal=journal, world=world, rank=rank, per_sample=per_sample,
-               model_hash=model_hash, size=size, compile=compile)
+               model_hash=model_hash, size=size, compile=compile, adversarial=adversarial)
     try:
         return _evaluate_as(model, data, s.for_model(randomised), **run)
     except _RandomnessFound as found:
+        if adversarial is not None:
+            adversarial.clear()  # the points of the deterministic pass are not the randomised one's
         result = _evaluate_as(model, data, s.for_model(True), **run)
         return dataclasses.replace(result, warnings=[FOUND_WARNING.format(batch=found.batch), *result.warnings])
 
@@ -356,7 +365,8 @@ def _journal_key(model_hash: str, s: EvalSettings, size: int) -> str:
 
 def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch.device | str,
                  progress: bool, journal: str | Path | None, world: int, rank: int, per_sample: bool,
-                 model_hash: str, size: int, compile: bool = False) -> Evaluation:
+                 model_hash: str, size: int, compile: bool = False,
+                 adversarial: dict[str, Any] | None = None) -> Evaluation:
     """`evaluate` with the model's randomness decided (`s.randomised`). A deterministic evaluation
     raises `_RandomnessFound` on every rank when a batch's two classifications differ on any."""
     # The attacks run on a copy with BatchNorm folded into the convolutions (the same function up
@@ -379,8 +389,10 @@ def _evaluate_as(model: nn.Module, data: Data, s: EvalSettings, *, device: torch
                    desc=f"evaluating {len(grid)} attack×ε on {size} images", disable=not progress or rank != 0)
         for b in bar:
             if b % world == rank:
+                keep = None if adversarial is None else (adversarial, b * s.batch_size)
                 flags = _evaluate_batch(model, surrogate, grid, *next(loaded), s, s.seed + _BATCH_SEED * b,
-                                        on_attack=bar.set_postfix_str if progress and rank == 0 else None)
+                                        on_attack=bar.set_postfix_str if progress and rank == 0 else None,
+                                        keep=keep)
                 mine = {**flags, "batch": b}
             if b % world == world - 1 or b == total - 1:
                 records = [r for r in (distributed.all_gather_object(mine) if world > 1 else [mine]) if r is not None]
@@ -413,7 +425,8 @@ def _eot(name: str, s: EvalSettings) -> int | None:
 
 def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[float, str, Attack]], x: torch.Tensor,
                     y: torch.Tensor, s: EvalSettings, seed: int,
-                    on_attack: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    on_attack: Callable[[str], None] | None = None,
+                    keep: tuple[dict[str, Any], int] | None = None) -> dict[str, Any]:
     """One batch under every (ε, attack) of the grid, as a journal record of [repeats, batch] flags.
     The attacks run on `surrogate` (the model, or its BatchNorm-folded copy); `model` judges."""
     with _seeded(bool(s.randomised), seed, x.device):
@@ -424,7 +437,10 @@ def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[flo
             if on_attack is not None:  # the progress bar names the attack running now
                 on_attack(f"{name}{f'-{attack.steps}' if getattr(attack, 'steps', 0) else ''} at ε={e:.4g}")
             attack.reseed(seed)  # a batch's noise does not depend on the batches before it
-            flags, report, differed = _robust_flags(model, surrogate, attack, x, y, clean, s)
+            points = None
+            if keep is not None:
+                points = (keep[0].setdefault(adversarial_key(name, e), {"x_adv": [], "index": []}), keep[1])
+            flags, report, differed = _robust_flags(model, surrogate, attack, x, y, clean, s, points)
             record["randomness"] |= differed
             record["robust"].append(flags.cpu())
             # Only a batch the attack actually ran on has a fresh report; its counts add up over batches.
@@ -433,8 +449,14 @@ def _evaluate_batch(model: nn.Module, surrogate: nn.Module, grid: list[tuple[flo
     return record
 
 
+def adversarial_key(attack: str, eps: float) -> str:
+    """The key of one attack and ε in `evaluate(adversarial=...)` and `inborn eval --save-adv`."""
+    return f"{attack}@{eps:.6g}"
+
+
 def _robust_flags(model: nn.Module, surrogate: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
-                  clean: torch.Tensor, s: EvalSettings) -> tuple[torch.Tensor, AttackReport | None, bool]:
+                  clean: torch.Tensor, s: EvalSettings, points: tuple[dict[str, list], int] | None = None,
+                  ) -> tuple[torch.Tensor, AttackReport | None, bool]:
     """[repeats, batch] correctness under attack, and clean in the same repeat, with the report of
     the attack's call (None when it was not called) and whether the two classifications of the
     attack's points differed (`_judge`). Samples that no clean repeat classifies correctly are not
@@ -443,6 +465,9 @@ def _robust_flags(model: nn.Module, surrogate: nn.Module, attack: Attack, x: tor
     if len(idx) == 0 or attack.eps == 0:
         return clean.clone(), None, False
     x_adv, fooled = attack_batches(attack, surrogate, x[idx], y[idx], s.batch_size)
+    if points is not None:  # the attack's points, with their images' indices in the evaluated data
+        points[0]["x_adv"].append(x_adv.detach().cpu())
+        points[0]["index"].append((idx + points[1]).cpu())
     survived, differed = _judge(model, x_adv, y[idx], s, fooled)
     out = torch.zeros_like(clean)
     out[:, idx] = survived

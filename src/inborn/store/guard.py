@@ -183,7 +183,9 @@ def _earlier_study(path: Path) -> bool:
 
 
 FILE_KINDS = {"export": ("model.safetensors", "an export"), "card": ("card.json", "a model card"),
-              "figure": ("figure.png", "a figure")}  # kind -> (an example name, what inborn calls it)
+              "figure": ("figure.png", "a figure"),
+              # kind -> (an example name, what inborn calls it)
+              "adversarial": ("adversarial.safetensors", "a file of adversarial examples")}
 
 
 def check_output_file(path: str | Path, kind: str = "export", *, what: str = "--out", own: Path | None = None) -> None:
@@ -219,8 +221,9 @@ def _written_as(path: Path, kind: str) -> bool:
         # A card (RobustBench's fields, inborn's under `inborn`), or one of the earlier flat shape.
         ours = isinstance(doc, dict) and isinstance(doc.get("inborn"), dict) and "version" in doc["inborn"]
         return isinstance(doc, dict) and "autoattack_acc" in doc and (ours or "inborn_version" in doc)
+    marker = "inborn_adversarial" if kind == "adversarial" else "inborn_export"
     try:
         with safe_open(str(path), framework="pt") as f:
-            return "inborn_export" in (f.metadata() or {})
+            return marker in (f.metadata() or {})
     except Exception:  # not a safetensors file at all
         return False
