@@ -13,11 +13,9 @@ machine too; and CIFAR's recipe brings random crop and flip into the training pa
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ import pytest
 import torch
 
 from inborn.attacks import PGD
-from inborn.device import autocast, prepare_model
+from inborn.device import autocast, exact_float32, prepare_model
 from inborn.masks import to_supermask
 from inborn.models import create_model
 
@@ -151,25 +149,13 @@ def test_nas_study(device, tmp_path):
     assert rows["ensemble of 2 (logits)"]["params"] == rows["random:0"]["params"] + rows["random:1"]["params"]
 
 
-@contextlib.contextmanager
-def no_tf32() -> Iterator[None]:
-    """Float32 as written: cuDNN takes TF32 (10-bit mantissa) for float32 convolutions by default
-    on Ampere and later GPUs; the CPU has no such mode."""
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_prepared_model_matches_plain_cpu_float32(device):
     """The model as inborn runs it on `device` (its layout; on the CPU inborn's kernels) computes
     what the plain model computes on the CPU, in float32."""
     model = ticket().eval()
     x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad(), no_tf32():
+    with torch.no_grad(), exact_float32(torch.device("cuda")):  # float32 as written on any device
         plain = model(x)
         fast = prepare_model(copy.deepcopy(model), torch.device(device))(x.to(device)).float().cpu()
     assert torch.allclose(plain, fast, rtol=1e-3, atol=1e-3 * plain.abs().max().item())

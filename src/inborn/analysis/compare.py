@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inborn.errors import InbornError
+from inborn.evaluation.metrics import harmonic_robustness_score
 from inborn.evaluation.results import check_evaluation_doc, evaluation_rows
 from inborn.io import read_json, save_figure
 from inborn.store import ResultsDB, RunDir
@@ -106,16 +107,13 @@ def _summary_figures(run: RunDir) -> list[Figure]:
     common = {"eps": float(eps), "clean_acc": float(test["clean_acc"]), "n": int(test.get("n") or 0),
               "created": created}
     per_attack = test.get("per_attack") or {}
-    figures = [Figure(column=name, robust_acc=float(acc), hrs=_hrs(common["clean_acc"], float(acc)), **common)
+    hrs = harmonic_robustness_score
+    figures = [Figure(column=name, robust_acc=float(acc), hrs=hrs(common["clean_acc"], float(acc)), **common)
                for name, acc in per_attack.items()]
     if len(per_attack) != 1:  # the worst case over several attacks, per sample (one attack: that attack's figure)
         column = WORST if per_attack else _column(str(test.get("attack", "pgd")), 0)
         figures.append(Figure(column=column, robust_acc=float(test["robust_acc"]), hrs=float(test["hrs"]), **common))
     return figures
-
-
-def _hrs(clean: float, robust: float) -> float:
-    return 0.0 if clean + robust == 0 else 2 * clean * robust / (clean + robust)
 
 
 def _figures(run: RunDir, db: ResultsDB | None) -> list[Figure]:

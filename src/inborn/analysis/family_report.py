@@ -15,6 +15,7 @@ from inborn.analysis.plots import plot_r2s, plot_transfer_heatmap
 from inborn.analysis.r2s import best_ticket, evaluate_r2s, single_ticket_robustness
 from inborn.analysis.r2s_config import R2SSettings
 from inborn.evaluation.evaluate import evaluate
+from inborn.evaluation.metrics import harmonic_robustness_score
 from inborn.evaluation.results import result_row
 from inborn.io import atomic_write_json
 from inborn.masks.family import TicketFamily
@@ -191,10 +192,6 @@ def r2s_verdict(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]
     return said
 
 
-def _hrs(clean: float, robust: float) -> float:
-    return 0.0 if clean + robust == 0 else 2 * clean * robust / (clean + robust)
-
-
 def r2s_result_rows(result: dict[str, Any], family_path: str | Path, seed: int) -> list[dict[str, Any]]:
     """The switch's figure under each protocol as rows of the results database (attack
     `r2s:<protocol>`, the family's run path, the test split): means over the repeats, their
@@ -203,7 +200,7 @@ def r2s_result_rows(result: dict[str, Any], family_path: str | Path, seed: int) 
     settings = {"steps": result["steps"], "eot_samples": result["eot_samples"], "repeats": result["repeats"],
                 "randomised": True, "seed": seed}
     return [result_row(family_path, "test", f"r2s:{p}", result["eps"], n=result["n"], clean_acc=clean["mean"],
-                       robust_acc=e["mean"], hrs=_hrs(clean["mean"], e["mean"]), settings=settings,
+                       robust_acc=e["mean"], hrs=harmonic_robustness_score(clean["mean"], e["mean"]), settings=settings,
                        extra={"robust_acc_std": e["std"], "clean_acc_std": clean["std"],
                               "granularity": result["granularity"], "probs": result["probs"]})
             for p, e in protos.items() if p != "clean"]
@@ -214,7 +211,7 @@ def transfer_result_rows(result: dict[str, Any], family_path: str | Path, seed: 
     target's accuracy on PGD examples made against the source, beside the target's clean accuracy."""
     keeps, natural = result["keep_ratios"], result["natural_acc"]
     return [result_row(family_path, "test", f"transfer:{keeps[i]:g}->{keeps[j]:g}", result["eps"], n=result["n"],
-                       clean_acc=natural[j], robust_acc=acc, hrs=_hrs(natural[j], acc),
+                       clean_acc=natural[j], robust_acc=acc, hrs=harmonic_robustness_score(natural[j], acc),
                        settings={"steps": result["steps"], "seed": seed},
                        extra={"source": result["names"][i], "target": result["names"][j]})
             for i, row in enumerate(result["matrix"]) for j, acc in enumerate(row)]
