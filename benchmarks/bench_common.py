@@ -151,6 +151,13 @@ def write_json(path: str | None, default: str, doc: dict[str, Any]) -> str:
     return str(out)
 
 
+def finish(args: Any, default: str, doc: dict[str, Any]) -> None:
+    """The JSON written (`--json`, else `default`), and a reminder when the sizes were `--quick`'s."""
+    print("wrote", write_json(args.json, default, doc))
+    if args.quick:
+        print("(--quick: sizes too small for the figures to mean anything)")
+
+
 def table(header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table (pasteable into docs/performance.md)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

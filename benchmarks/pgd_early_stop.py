@@ -38,7 +38,7 @@ import sys
 import time
 
 import torch
-from bench_common import MODELS, alternate, environment, model_and_data, ratio, sync, table, write_json
+from bench_common import MODELS, alternate, environment, finish, model_and_data, ratio, sync, table
 
 from inborn.attacks import PGD
 from inborn.device import resolve_device
@@ -171,9 +171,7 @@ def main() -> None:
         print(f"{name}: an input-gradient pass at a batch size not seen before {c['first_ms_per_image']:.3f} ms/image, "
               f"at that size again {c['again_ms_per_image']:.3f} ms/image "
               f"({c['first_ms_per_image'] / c['again_ms_per_image']:.2f}x; sizes {c['sizes'][0]}-{c['sizes'][1] - 1})")
-    print("wrote", write_json(args.json, "pgd_early_stop.json", doc))
-    if args.quick:
-        print("(--quick: sizes too small for the figures to mean anything)")
+    finish(args, "pgd_early_stop.json", doc)
     if failed:
         raise SystemExit(f"early stop changed a robust/not-robust decision on {', '.join(failed)}: a bug")
 

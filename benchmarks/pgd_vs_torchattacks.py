@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from bench_common import MODELS, alternate, environment, model_and_data, ratio, table, write_json
+from bench_common import MODELS, alternate, environment, finish, model_and_data, ratio, table
 
 from inborn.attacks import PGD
 from inborn.device import resolve_device
@@ -129,9 +129,7 @@ def main() -> None:
         print(f"{name}: early stop alone {entry['early_stop_factor']['median_of_ratios']:.2f}x, folding alone "
               f"{entry['folding_factor']['median_of_ratios']:.2f}x (over inborn plain; "
               f"{entry['batchnorms_folded']} BatchNorms folded)")
-    print("wrote", write_json(args.json, "pgd_vs_torchattacks.json", doc))
-    if args.quick:
-        print("(--quick: sizes too small for the figures to mean anything)")
+    finish(args, "pgd_vs_torchattacks.json", doc)
     if weaker:
         raise SystemExit(f"inborn's PGD is weaker than torchattacks' by more than 2 points on {', '.join(weaker)}")
 

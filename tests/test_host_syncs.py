@@ -33,31 +33,26 @@ from inborn.train import TrainConfig, loop
 from inborn.train.resolve import resolve_config
 from inborn.train.setup import initial_model
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "host_syncs.py"
+_BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module: the sync counter, and the mask selection before issue 26."""
+    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _counter():
-    spec = importlib.util.spec_from_file_location("host_syncs", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SyncCounter()
+    return _benchmark("host_syncs").SyncCounter()
 
 
 # -- masks: the new top-k against the old one ----------------------------------------------------
 
-def _reference_top_k(values: torch.Tensor, k: int) -> torch.Tensor:
-    """The top-k before issue 26, kept verbatim as the reference: kthvalue, then int() of the count."""
-    n = values.numel()
-    if k >= n:
-        return torch.ones_like(values)
-    if k <= 0:
-        return torch.zeros_like(values)
-    threshold = values.kthvalue(n - k + 1).values
-    above = values > threshold
-    missing = k - int(above.sum())
-    at = values == threshold
-    keep = above | (at & (at.cumsum(0) <= missing))
-    return keep.to(values.dtype)
+# The top-k before issue 26 (kthvalue, then int() of the count), kept verbatim in the benchmark
+# that times it against today's: the reference the new selection must equal, tie for tie.
+_reference_top_k = _benchmark("mask_selection").old_top_k
 
 
 def _reference_layer_mask(scores: torch.Tensor, keep_ratio: float, pattern: str, count: str) -> torch.Tensor:
