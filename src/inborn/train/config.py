@@ -15,6 +15,7 @@ from inborn.errors import InbornError
 from inborn.masks.config import SupermaskConfig
 from inborn.settings import check_keys, check_values, from_mapping, setting
 from inborn.train.schedules import SCHEDULES
+from inborn.train.tensorboard import LOGS
 from inborn.values import EPS_MAX, SEED_MAX, refuse_duplicates
 
 # The kinds of run the training loop makes (`inborn train`, `search`, `finetune`), any of which
@@ -118,7 +119,7 @@ class TrainConfig:
                                    "amplifies it)")
     log: str = setting("none", "also log every epoch's metrics to TensorBoard: event files in RUN/tensorboard "
                                "(`tensorboard --logdir RUN`; needs pip install 'inborn[tensorboard]')",
-                       choices=("none", "tensorboard"))
+                       choices=LOGS)
     # PyTorch's deterministic algorithms (cuDNN's too, no benchmark autotuning): the same figures
     # on every run of one machine, at some cost in speed on CUDA.
     deterministic: bool = setting(False, "PyTorch's deterministic algorithms and cuDNN settings (recorded in the "
